@@ -1,0 +1,3 @@
+module github.com/valetauth/valet/events
+
+go 1.26

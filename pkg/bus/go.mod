@@ -1,0 +1,3 @@
+module github.com/valetauth/valet/pkg/bus
+
+go 1.26

@@ -1,0 +1,3 @@
+module github.com/valetauth/valet/pkg/edge
+
+go 1.26

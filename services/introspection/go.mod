@@ -1,0 +1,3 @@
+module github.com/valetauth/valet/services/introspection
+
+go 1.26

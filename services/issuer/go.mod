@@ -1,0 +1,3 @@
+module github.com/valetauth/valet/services/issuer
+
+go 1.26

@@ -1,0 +1,3 @@
+module github.com/valetauth/valet/services/revocation
+
+go 1.26
