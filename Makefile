@@ -6,7 +6,6 @@ SHELL := /usr/bin/env bash
 
 # Every module of the workspace, as directories relative to the repository root.
 MODULES := $(shell go list -m -f '{{.Dir}}' | sed "s|^$(CURDIR)/||")
-SERVICES := issuer introspection revocation edge valet
 GOTESTFLAGS ?= -race -count=1 -timeout 20m
 BENCHFLAGS ?= -run '^$$' -bench . -benchmem -benchtime 2s
 
@@ -38,7 +37,8 @@ deps-check:
 ## build: every service binary into bin/.
 build:
 	@mkdir -p bin
-	@for s in $(SERVICES); do (cd services/$$s && go build -o ../../bin/$$s ./cmd/$$s); done
+	@for s in issuer introspection revocation edge; do (cd services/$$s && go build -o ../../bin/$$s ./cmd/$$s); done
+	@cd services/valet && go build -o ../../bin/valet .
 
 ## bench: Go benchmarks of every module (prints figures; not part of test).
 bench:

@@ -7,6 +7,8 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -303,4 +305,10 @@ func (s *Server) Addrs(ctx context.Context) (public, admin net.Addr, err error) 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.addrs[0], s.addrs[1], nil
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }

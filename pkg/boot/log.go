@@ -1,8 +1,6 @@
-package server
+package boot
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 
 	"go.uber.org/zap"
@@ -24,10 +22,4 @@ func NewLogger(level, format string) (*zap.Logger, error) {
 	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
 	cfg.DisableStacktrace = true
 	return cfg.Build()
-}
-
-func newRequestID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
