@@ -5,12 +5,15 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
+	"reflect"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // SpecVersion is the CloudEvents specification version the envelope follows.
@@ -26,8 +29,15 @@ const SchemaMajor = 1
 
 // MaxEventBytes bounds an encoded event; Decode refuses anything larger before
 // parsing it, so a hostile or corrupt message cannot make a consumer allocate
-// without limit.
+// without limit, and Encode refuses to produce anything larger.
 const MaxEventBytes = 64 << 10
+
+// Limits on envelope attributes, checked by New, Encode and Decode.
+const (
+	maxIDBytes     = 256  // the id travels as the Nats-Msg-Id header
+	maxSourceBytes = 1024 // an issuer identifier URL
+	maxActorBytes  = 256  // a client id, a user name or "system"
+)
 
 // Errors returned by Decode. Every one of them means the consumer cannot apply
 // the event and must consider itself stale.
@@ -73,7 +83,8 @@ type Envelope struct {
 type Event struct {
 	Envelope
 	// Payload is one of the payload types of this package, matching Type.
-	Payload Payload
+	// It is not part of the JSON form: Data is.
+	Payload Payload `json:"-"`
 }
 
 // Payload is implemented by every event payload type.
@@ -89,13 +100,13 @@ type Payload interface {
 // error when p is incomplete, so that no producer publishes an event every
 // consumer would refuse. Use NewID or DeterministicID for id.
 func New(id, source string, at time.Time, p Payload) (Event, error) {
-	if p == nil {
+	if p == nil || reflect.ValueOf(p).IsNil() {
 		return Event{}, fmt.Errorf("%w: nil payload", ErrMalformed)
 	}
 	if err := p.validate(); err != nil {
 		return Event{}, err
 	}
-	data, err := json.Marshal(p)
+	data, err := marshal(p)
 	if err != nil {
 		return Event{}, fmt.Errorf("events: encode %s payload: %w", p.EventType(), err)
 	}
@@ -115,45 +126,126 @@ func New(id, source string, at time.Time, p Payload) (Event, error) {
 	return Event{Envelope: env, Payload: p}, nil
 }
 
-// WithActor returns a copy of e attributed to actor.
+// WithActor returns a copy of e attributed to actor (at most 256 bytes of
+// printable text; Encode refuses anything else).
 func (e Event) WithActor(actor string) Event {
 	e.Actor = actor
 	return e
 }
 
-// Encode returns the JSON form of the envelope, as published.
+// Encode returns the JSON form of the envelope, as published. It returns an
+// error, and publishes nothing, when the result is not an event Decode accepts
+// (an envelope edited after New, a payload or actor too large): an event every
+// consumer refuses would make every consumer stale.
 func (e Event) Encode() ([]byte, error) {
-	b, err := json.Marshal(e.Envelope)
+	b, err := marshal(e.Envelope)
 	if err != nil {
 		return nil, fmt.Errorf("events: encode %s envelope: %w", e.Type, err)
 	}
+	if _, err := Decode(b); err != nil {
+		return nil, fmt.Errorf("events: refusing to encode %s event %q that consumers would refuse: %w", e.Type, e.ID, err)
+	}
 	return b, nil
+}
+
+// marshal is json.Marshal without HTML escaping, which would grow "<", ">"
+// and "&" sixfold, so that a relay re-encoding an event Decode accepted could
+// exceed MaxEventBytes.
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 func (e *Envelope) validate() error {
 	switch {
 	case e.SpecVersion != SpecVersion:
 		return fmt.Errorf("%w: specversion %q", ErrMalformed, e.SpecVersion)
-	case e.ID == "" || len(e.ID) > 256:
-		return fmt.Errorf("%w: id must be 1..256 characters", ErrMalformed)
-	case e.Source == "":
-		return fmt.Errorf("%w: source is empty", ErrMalformed)
+	case !visibleASCII(e.ID, maxIDBytes):
+		return fmt.Errorf("%w: id must be 1..%d visible ASCII characters", ErrMalformed, maxIDBytes)
+	case !visibleASCII(e.Source, maxSourceBytes):
+		return fmt.Errorf("%w: source must be a URI-reference of 1..%d visible ASCII characters", ErrMalformed, maxSourceBytes)
+	case e.Type == "":
+		return fmt.Errorf("%w: type is missing", ErrMalformed)
 	case e.Time.IsZero():
 		return fmt.Errorf("%w: time is missing", ErrMalformed)
+	case e.Time.Year() < 0 || e.Time.Year() > 9999:
+		return fmt.Errorf("%w: time %s is not representable in RFC 3339", ErrMalformed, e.Time)
+	case len(e.Actor) > maxActorBytes || !printable(e.Actor):
+		return fmt.Errorf("%w: actor must be at most %d bytes of printable UTF-8", ErrMalformed, maxActorBytes)
+	case !jsonContentType(e.DataContentType):
+		return fmt.Errorf("%w: datacontenttype %q, want application/json", ErrMalformed, e.DataContentType)
 	}
 	return checkVersion(e.SchemaVersion)
 }
 
+// checkVersion accepts "major.minor", both non-empty decimal numbers, with
+// major SchemaMajor and any minor.
 func checkVersion(v string) error {
-	major, _, _ := strings.Cut(v, ".")
-	n, err := strconv.Atoi(major)
-	if err != nil || n < 0 {
-		return fmt.Errorf("%w: schemaversion %q", ErrMalformed, v)
+	major, minor, ok := strings.Cut(v, ".")
+	if !ok || !digits(major) || !digits(minor) {
+		return fmt.Errorf("%w: schemaversion %q is not major.minor", ErrMalformed, v)
 	}
-	if n != SchemaMajor {
+	if strings.TrimLeft(major, "0") != fmt.Sprint(SchemaMajor) {
 		return fmt.Errorf("%w: schemaversion %q, this consumer reads major %d", ErrUnsupportedVersion, v, SchemaMajor)
 	}
 	return nil
+}
+
+func digits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// visibleASCII reports whether s is 1..max bytes of ASCII 0x21..0x7e: safe
+// in a NATS header and never longer once JSON-encoded.
+func visibleASCII(s string, max int) bool {
+	if s == "" || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// printable reports whether s is made of printable characters, which JSON
+// encoding never lengthens. U+FFFD is refused too: Decode turns each invalid
+// UTF-8 byte into one, three bytes long.
+func printable(s string) bool {
+	for _, r := range s {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// jsonContentType accepts an absent datacontenttype (the CloudEvents JSON
+// format then implies application/json) or application/json with optional
+// parameters.
+func jsonContentType(ct string) bool {
+	if ct == "" {
+		return true
+	}
+	if !visibleASCII(strings.ReplaceAll(ct, " ", "_"), 128) {
+		return false
+	}
+	base, _, _ := strings.Cut(ct, ";")
+	return strings.EqualFold(strings.TrimSpace(base), "application/json")
 }
 
 // Decode parses an encoded event. It tolerates fields it does not know, and
@@ -200,16 +292,22 @@ func NewID() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// DeterministicID derives an event id from the parts that identify one state
-// change (for example the type, the jti and the revocation time), so that a
-// relay re-publishing it after a crash produces the same id and JetStream's
-// de-duplication drops the copy.
+// DeterministicID derives an event id (144 bits, base64url) from the type and
+// the parts that identify one state change (for example the jti, or the
+// subject and cut-off), so that a producer or relay re-publishing it after a
+// crash or a lost ack produces the same id and JetStream's de-duplication
+// drops the copy. Each part is length-prefixed, so no choice of parts (even
+// parts holding NUL bytes) collides with another split of the same bytes.
 func DeterministicID(t Type, parts ...string) string {
 	h := sha256.New()
-	h.Write([]byte(t))
+	var n [binary.MaxVarintLen64]byte
+	write := func(s string) {
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
+		h.Write([]byte(s))
+	}
+	write(string(t))
 	for _, p := range parts {
-		h.Write([]byte{0})
-		h.Write([]byte(p))
+		write(p)
 	}
 	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:18])
 }

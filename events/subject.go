@@ -22,9 +22,31 @@ const (
 	StreamAudit
 )
 
-// StreamOf returns the stream events of type t are published to.
+// Streams returns every stream, in the order of their constants.
+func Streams() []Stream {
+	return []Stream{StreamRevocations, StreamKeys, StreamAudit}
+}
+
+// String returns the stream's short name ("revocations", "keys", "audit"),
+// or "Stream(n)" for a value that is not a stream.
+func (s Stream) String() string {
+	switch s {
+	case StreamRevocations:
+		return "revocations"
+	case StreamKeys:
+		return "keys"
+	case StreamAudit:
+		return "audit"
+	}
+	return fmt.Sprintf("Stream(%d)", int(s))
+}
+
+// StreamOf returns the stream events of type t are published to, or 0 (no
+// stream) for a type this package does not know.
 func StreamOf(t Type) Stream {
 	switch {
+	case !Known(t):
+		return 0
 	case strings.HasPrefix(string(t), "key."):
 		return StreamKeys
 	case t == TypeFamilyCreated || t == TypeFamilyRotated:
@@ -37,9 +59,17 @@ func StreamOf(t Type) Stream {
 // Subject returns the NATS subject e is published on under prefix (one
 // subject token, "valet" by default): "<prefix>.key.<kid>" for key events, so
 // the key stream can keep the latest per kid, and "<prefix>.<type>" otherwise.
+// It returns an error for a bad prefix, a type this package does not know, a
+// payload that does not match the type, or a kid unusable as a subject token.
 func Subject(prefix string, e Event) (string, error) {
 	if !validToken(prefix) {
-		return "", fmt.Errorf("events: subject prefix %q must be one token of [A-Za-z0-9_-]", prefix)
+		return "", fmt.Errorf("events: subject prefix %q must be 1..128 characters of [A-Za-z0-9_-]", prefix)
+	}
+	if !Known(e.Type) {
+		return "", fmt.Errorf("%w: %q has no subject", ErrUnknownType, e.Type)
+	}
+	if e.Payload == nil || e.Payload.EventType() != e.Type {
+		return "", fmt.Errorf("%w: %s event without a %s payload", ErrMalformed, e.Type, e.Type)
 	}
 	if StreamOf(e.Type) == StreamKeys {
 		kid := KeyID(e.Payload)
@@ -67,14 +97,16 @@ func KeyID(p Payload) string {
 }
 
 // StreamSubjects returns the subject filters of stream s under prefix, for
-// stream configuration and consumer filters.
+// stream configuration and consumer filters, or nil when s is not a stream.
+// Every subject Subject returns matches the filters of exactly one stream,
+// StreamOf its type. prefix must be one that Subject accepts.
 func StreamSubjects(prefix string, s Stream) []string {
 	switch s {
 	case StreamKeys:
 		return []string{prefix + ".key.>"}
 	case StreamAudit:
 		return []string{prefix + "." + string(TypeFamilyCreated), prefix + "." + string(TypeFamilyRotated)}
-	default:
+	case StreamRevocations:
 		return []string{
 			prefix + ".token.>",
 			prefix + "." + string(TypeFamilyRevoked),
@@ -83,4 +115,5 @@ func StreamSubjects(prefix string, s Stream) []string {
 			prefix + ".stream.>",
 		}
 	}
+	return nil
 }

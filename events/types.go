@@ -1,7 +1,9 @@
 package events
 
 import (
+	"encoding/base64"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -83,13 +85,20 @@ var registry = map[Type]func() Payload{
 	TypeHeartbeat:           func() Payload { return &Heartbeat{} },
 }
 
-// Types returns every type this package decodes.
+// Types returns every type this package decodes, sorted.
 func Types() []Type {
 	out := make([]Type, 0, len(registry))
 	for t := range registry {
 		out = append(out, t)
 	}
+	slices.Sort(out)
 	return out
+}
+
+// Known reports whether t is a type this package decodes.
+func Known(t Type) bool {
+	_, ok := registry[t]
+	return ok
 }
 
 func missing(t Type, field string) error {
@@ -237,6 +246,7 @@ func (p *ClientSecretRotated) validate() error {
 }
 
 // FamilyCreated records a new refresh family, for audit and projections.
+// FID, Subject and ClientID are required.
 type FamilyCreated struct {
 	FID      string `json:"fid"`
 	Subject  string `json:"sub"`
@@ -249,13 +259,19 @@ type FamilyCreated struct {
 // EventType returns TypeFamilyCreated.
 func (*FamilyCreated) EventType() Type { return TypeFamilyCreated }
 func (p *FamilyCreated) validate() error {
-	if p.FID == "" {
+	switch {
+	case p.FID == "":
 		return missing(TypeFamilyCreated, "fid")
+	case p.Subject == "":
+		return missing(TypeFamilyCreated, "sub")
+	case p.ClientID == "":
+		return missing(TypeFamilyCreated, "client_id")
 	}
 	return nil
 }
 
-// FamilyRotated records that a family's refresh token rotated to Generation.
+// FamilyRotated records that a family's refresh token rotated to Generation,
+// which is at least 1: a rotation always moves past the family's first token.
 type FamilyRotated struct {
 	FID        string `json:"fid"`
 	Generation int64  `json:"generation"`
@@ -270,17 +286,22 @@ func (p *FamilyRotated) validate() error {
 	if p.FID == "" {
 		return missing(TypeFamilyRotated, "fid")
 	}
+	if p.Generation <= 0 {
+		return missing(TypeFamilyRotated, "generation")
+	}
 	return nil
 }
 
 // KeyPublished says the key KID is in the issuer's JWKS. It carries no key
 // material: an edge treats it as a signal to fetch JWKS over HTTPS, and checks
-// the fetched key's RFC 7638 thumbprint against Thumbprint.
+// the fetched key's RFC 7638 thumbprint against Thumbprint. KID, Alg and
+// Thumbprint are required.
 type KeyPublished struct {
 	KID string `json:"kid"`
+	// Alg is the JWS algorithm the key signs with ("ES256", "EdDSA", "RS256").
 	Alg string `json:"alg"`
 	// Thumbprint is the base64url SHA-256 JWK thumbprint (RFC 7638).
-	Thumbprint string `json:"thumbprint,omitempty"`
+	Thumbprint string `json:"thumbprint"`
 	// NotBefore is when issuers may start signing with it (seconds).
 	NotBefore int64 `json:"nbf,omitempty"`
 	// JWKSURI is where to fetch it.
@@ -288,18 +309,26 @@ type KeyPublished struct {
 }
 
 // EventType returns TypeKeyPublished.
-func (*KeyPublished) EventType() Type   { return TypeKeyPublished }
-func (p *KeyPublished) validate() error { return validKID(TypeKeyPublished, p.KID) }
+func (*KeyPublished) EventType() Type { return TypeKeyPublished }
+func (p *KeyPublished) validate() error {
+	return validKey(TypeKeyPublished, p.KID, p.Alg, p.Thumbprint)
+}
 
-// KeyActivated says issuers sign with KID from now on.
+// KeyActivated says issuers sign with KID from now on. The key stream keeps
+// only the latest event per kid, so for a live key this is often the only one
+// a consumer sees: it repeats Alg and Thumbprint, all three required.
 type KeyActivated struct {
 	KID string `json:"kid"`
-	Alg string `json:"alg,omitempty"`
+	Alg string `json:"alg"`
+	// Thumbprint is the base64url SHA-256 JWK thumbprint (RFC 7638).
+	Thumbprint string `json:"thumbprint"`
 }
 
 // EventType returns TypeKeyActivated.
-func (*KeyActivated) EventType() Type   { return TypeKeyActivated }
-func (p *KeyActivated) validate() error { return validKID(TypeKeyActivated, p.KID) }
+func (*KeyActivated) EventType() Type { return TypeKeyActivated }
+func (p *KeyActivated) validate() error {
+	return validKey(TypeKeyActivated, p.KID, p.Alg, p.Thumbprint)
+}
 
 // KeyRetired says KID left JWKS because every token it signed has expired.
 type KeyRetired struct {
@@ -347,6 +376,26 @@ func validKID(t Type, kid string) error {
 	}
 	if !validToken(kid) {
 		return fmt.Errorf("%w: %s kid %q must be 1..128 characters of [A-Za-z0-9_-]", ErrMalformed, t, kid)
+	}
+	return nil
+}
+
+// validKey checks what an edge needs to pin a key it fetches from JWKS.
+func validKey(t Type, kid, alg, thumbprint string) error {
+	if err := validKID(t, kid); err != nil {
+		return err
+	}
+	if alg == "" {
+		return missing(t, "alg")
+	}
+	if strings.EqualFold(alg, "none") {
+		return fmt.Errorf("%w: %s alg %q", ErrMalformed, t, alg)
+	}
+	if thumbprint == "" {
+		return missing(t, "thumbprint")
+	}
+	if b, err := base64.RawURLEncoding.Strict().DecodeString(thumbprint); err != nil || len(b) != 32 {
+		return fmt.Errorf("%w: %s thumbprint must be a base64url SHA-256 (RFC 7638)", ErrMalformed, t)
 	}
 	return nil
 }
