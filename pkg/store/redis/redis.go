@@ -1,0 +1,139 @@
+// Package redis is the Redis backend of pkg/store, on go-redis/v9.
+//
+// Every atomic step is one Lua script (redis.NewScript, package-level values)
+// whose keys are all named in KEYS. Keys of one grant share the hash tag
+// {fid}, so its scripts touch a single Redis Cluster slot. Everything that
+// expires carries a TTL. docs/redis.md describes the key schema.
+//
+// New refuses a Redis that may evict keys (maxmemory-policy other than
+// noeviction): an evicted revocation would bring a revoked token back.
+package redis
+
+import (
+	"context"
+	"crypto/cipher"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/valetauth/valet/pkg/store"
+)
+
+// Store implements store.Store on Redis.
+type Store struct {
+	rdb    goredis.UniversalClient
+	prefix string
+	aead   cipher.AEAD
+	log    *zap.Logger
+	// retain and maxGrant: see WithDenyRetention and WithMaxGrantLifetime
+	// (grants.go).
+	retain   time.Duration
+	maxGrant time.Duration
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Option configures New.
+type Option func(*Store)
+
+// WithPrefix puts prefix (default "valet:") in front of every key; it must
+// not contain '{' or '}', which would break hash tags.
+func WithPrefix(prefix string) Option { return func(s *Store) { s.prefix = prefix } }
+
+// WithLogger sets the logger (default: no-op).
+func WithLogger(l *zap.Logger) Option { return func(s *Store) { s.log = l } }
+
+// New returns a Store on rdb. aead seals the refresh-token successors kept
+// for the grace window (the fid is the associated data); it is required.
+// New checks that Redis never evicts and warns when it persists nothing.
+func New(ctx context.Context, rdb goredis.UniversalClient, aead cipher.AEAD, opts ...Option) (*Store, error) {
+	s := &Store{rdb: rdb, prefix: "valet:", aead: aead, log: zap.NewNop(),
+		retain: defaultDenyRetention, maxGrant: defaultMaxGrantLifetime}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.retain <= 0 || s.maxGrant <= 0 {
+		return nil, errors.New("redis store: deny retention and maximum grant lifetime must be positive")
+	}
+	if aead == nil {
+		return nil, errors.New("redis store: an AEAD for refresh-token successors is required")
+	}
+	if strings.ContainsAny(s.prefix, "{}") {
+		return nil, fmt.Errorf("redis store: prefix %q must not contain '{' or '}'", s.prefix)
+	}
+	if err := s.checkServer(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// checkServer refuses eviction and warns about missing persistence. It reads
+// INFO rather than CONFIG GET, which managed Redis services often disable.
+func (s *Store) checkServer(ctx context.Context) error {
+	info, err := s.rdb.Info(ctx, "memory", "persistence").Result()
+	if err != nil {
+		return wrap("check redis configuration", err)
+	}
+	fields := parseInfo(info)
+	if p, ok := fields["maxmemory_policy"]; ok && p != "noeviction" {
+		return fmt.Errorf("redis store: maxmemory-policy is %q; Valet needs noeviction, because an evicted revocation or refresh family would silently bring a revoked token back (set maxmemory-policy noeviction)", p)
+	}
+	if fields["aof_enabled"] == "0" && fields["rdb_last_save_time"] != "" && fields["rdb_changes_since_last_save"] != "" {
+		if save, err := s.rdb.ConfigGet(ctx, "save").Result(); err == nil && save["save"] == "" {
+			s.log.Warn("redis persists nothing (no AOF, no RDB snapshots): a Redis restart loses every refresh family and revocation mark; the stream still holds revocations (valet replay rebuilds them)")
+		}
+	}
+	return nil
+}
+
+func parseInfo(info string) map[string]string {
+	out := map[string]string{}
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// Ping reports whether Redis answers.
+func (s *Store) Ping(ctx context.Context) error {
+	return wrap("ping", s.rdb.Ping(ctx).Err())
+}
+
+// Close closes the client.
+func (s *Store) Close() error { return s.rdb.Close() }
+
+// key joins the prefix and parts with ':'.
+func (s *Store) key(parts ...string) string {
+	return s.prefix + strings.Join(parts, ":")
+}
+
+// tagged returns the key of a grant's record: every key of one family shares
+// the hash tag {fid}.
+func (s *Store) tagged(fid, kind string) string {
+	return s.prefix + "{" + fid + "}:" + kind
+}
+
+// wrap turns a go-redis error into a store error: redis.Nil is ErrNotFound,
+// context errors stay themselves, and anything else (network, server) is
+// ErrUnavailable so that the HTTP layer answers 503, never a false negative.
+func wrap(op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, goredis.Nil):
+		return fmt.Errorf("%s: %w", op, store.ErrNotFound)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return fmt.Errorf("%s: %w: %v", op, store.ErrUnavailable, err)
+}
+
+// ms converts a time to Unix milliseconds, the unit every script uses.
+func ms(t time.Time) int64 { return t.UnixMilli() }

@@ -1,0 +1,552 @@
+package redis
+
+// Clients and resource servers (store.ClientStore). Signing keys are in
+// registry_keys.go, sessions and consents in registry_sessions.go.
+//
+// Each registry record is one string of JSON (the *Record types below, whose
+// field names are the stored schema) and each kind has a sorted-set index of
+// its ids. A record and its index share the kind's hash tag ({clients},
+// {resources}, {keys}), so that create, compare-and-set update and delete are
+// single-slot scripts on Redis Cluster:
+//
+//	<prefix>{clients}        sorted set: every client id, score 0 (lexicographic)
+//	<prefix>{clients}:<id>   string: clientRecord JSON
+//	<prefix>{resources}      sorted set: every resource server id, score 0
+//	<prefix>{resources}:<id> string: resourceRecord JSON
+//
+// A record key always has a ':' after the tag and an index key never does, so
+// no id can name an index.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/valetauth/valet/pkg/store"
+)
+
+// Bounds on registry fields: ids end up in keys, JWT claims, logs and event
+// subjects.
+const (
+	maxClientIDLen   = 128
+	maxNameLen       = 256
+	maxSecrets       = 2
+	maxResourceIDLen = 2048
+)
+
+// Hash tags of the registry kinds.
+const (
+	tagClients   = "{clients}"
+	tagResources = "{resources}"
+)
+
+// createRecord stores a new registry record and indexes its id, unless the id
+// is taken.
+//
+//	KEYS[1] the record (string, JSON)
+//	KEYS[2] the kind's index (sorted set of ids)
+//	ARGV[1] the record's JSON, with version 1
+//	ARGV[2] the record's id (index member)
+//	ARGV[3] the index score (0, or CreatedAt in Unix ms for signing keys)
+//
+// Returns 1 when stored, 0 when the id was taken.
+var createRecord = goredis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+return 1
+`)
+
+// updateRecord replaces a registry record if its stored "version" equals the
+// expected one (compare-and-set).
+//
+//	KEYS[1] the record (string, JSON with a numeric "version" field)
+//	KEYS[2] the kind's index (sorted set of ids)
+//	ARGV[1] the expected stored version (decimal)
+//	ARGV[2] the new JSON, with version ARGV[1]+1
+//	ARGV[3] the record's id (index member)
+//	ARGV[4] the index score (0, or CreatedAt in Unix ms for signing keys)
+//
+// Returns 1 when replaced, 0 when there is no record, -1 when the stored
+// version differs.
+var updateRecord = goredis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if not cur then
+  return 0
+end
+if cjson.decode(cur)['version'] ~= tonumber(ARGV[1]) then
+  return -1
+end
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+return 1
+`)
+
+// deleteRecord removes a registry record and its index entry.
+//
+//	KEYS[1] the record (string)
+//	KEYS[2] the kind's index (sorted set of ids)
+//	ARGV[1] the record's id (index member)
+//
+// Returns 1 when a record was removed, 0 when there was none.
+var deleteRecord = goredis.NewScript(`
+local n = redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return n
+`)
+
+// recordKind names where one registry kind lives: its hash tag and, for
+// errors, its name.
+type recordKind struct {
+	tag  string
+	name string
+}
+
+var (
+	clientKind   = recordKind{tag: tagClients, name: "client"}
+	resourceKind = recordKind{tag: tagResources, name: "resource server"}
+)
+
+func (s *Store) indexKey(k recordKind) string             { return s.key(k.tag) }
+func (s *Store) recordKey(k recordKind, id string) string { return s.key(k.tag, id) }
+
+// createIn stores rec (already at version 1) under id, indexed with score.
+func (s *Store) createIn(ctx context.Context, k recordKind, id string, score int64, rec any) error {
+	op := "create " + k.name + " " + strconv.Quote(id)
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("%s: encode: %w", op, err)
+	}
+	n, err := createRecord.Run(ctx, s.rdb,
+		[]string{s.recordKey(k, id), s.indexKey(k)},
+		data, id, score).Int64()
+	if err != nil {
+		return wrap(op, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: %w", op, store.ErrAlreadyExists)
+	}
+	return nil
+}
+
+// updateIn replaces the record under id if it is at version was; rec carries
+// version was+1.
+func (s *Store) updateIn(ctx context.Context, k recordKind, id string, was, score int64, rec any) error {
+	op := "update " + k.name + " " + strconv.Quote(id)
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("%s: encode: %w", op, err)
+	}
+	n, err := updateRecord.Run(ctx, s.rdb,
+		[]string{s.recordKey(k, id), s.indexKey(k)},
+		was, data, id, score).Int64()
+	switch {
+	case err != nil:
+		return wrap(op, err)
+	case n == 0:
+		return fmt.Errorf("%s: %w", op, store.ErrNotFound)
+	case n < 0:
+		return fmt.Errorf("%s at version %d: %w", op, was, store.ErrConflict)
+	}
+	return nil
+}
+
+// deleteIn removes the record under id and its index entry.
+func (s *Store) deleteIn(ctx context.Context, k recordKind, id string) error {
+	op := "delete " + k.name + " " + strconv.Quote(id)
+	n, err := deleteRecord.Run(ctx, s.rdb,
+		[]string{s.recordKey(k, id), s.indexKey(k)}, id).Int64()
+	if err != nil {
+		return wrap(op, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: %w", op, store.ErrNotFound)
+	}
+	return nil
+}
+
+// getIn decodes the record under id into rec.
+func (s *Store) getIn(ctx context.Context, k recordKind, id string, rec any) error {
+	op := "get " + k.name + " " + strconv.Quote(id)
+	data, err := s.rdb.Get(ctx, s.recordKey(k, id)).Bytes()
+	if err != nil {
+		return wrap(op, err)
+	}
+	if err := json.Unmarshal(data, rec); err != nil {
+		return malformed(op, err)
+	}
+	return nil
+}
+
+// listIn returns the JSON of every record of k in index order. It reads the
+// index, then the records in one MGET (one slot: they share the tag); a
+// record deleted in between is left out.
+func (s *Store) listIn(ctx context.Context, k recordKind) ([][]byte, error) {
+	op := "list " + k.name + "s"
+	ids, err := s.rdb.ZRange(ctx, s.indexKey(k), 0, -1).Result()
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = s.recordKey(k, id)
+	}
+	vals, err := s.rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	out := make([][]byte, 0, len(vals))
+	for _, v := range vals {
+		if str, ok := v.(string); ok {
+			out = append(out, []byte(str))
+		}
+	}
+	return out, nil
+}
+
+// clientRecord is the stored JSON of a store.Client. Times are UTC with
+// nanoseconds; slices and maps keep the difference between nil (null) and
+// empty.
+type clientRecord struct {
+	ID                    string              `json:"id"`
+	Name                  string              `json:"name"`
+	Type                  store.ClientType    `json:"type"`
+	Secrets               []secretRecord      `json:"secrets"`
+	GrantTypes            []string            `json:"grant_types"`
+	RedirectURIs          []string            `json:"redirect_uris"`
+	Resources             map[string][]string `json:"resources"`
+	DefaultResource       string              `json:"default_resource"`
+	AccessTokenLifetimeNS int64               `json:"access_token_lifetime_ns"`
+	CORSOrigins           []string            `json:"cors_origins"`
+	FirstParty            bool                `json:"first_party"`
+	Disabled              bool                `json:"disabled"`
+	Version               int64               `json:"version"`
+	CreatedAt             time.Time           `json:"created_at"`
+	UpdatedAt             time.Time           `json:"updated_at"`
+}
+
+// secretRecord is one stored client secret: its keyed hash, never the secret.
+type secretRecord struct {
+	ID        string    `json:"id"`
+	Hash      []byte    `json:"hash"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+func toClientRecord(c store.Client) clientRecord {
+	var secrets []secretRecord
+	if c.Secrets != nil {
+		secrets = make([]secretRecord, len(c.Secrets))
+		for i, sec := range c.Secrets {
+			secrets[i] = secretRecord{
+				ID:        sec.ID,
+				Hash:      sec.Hash,
+				CreatedAt: sec.CreatedAt.UTC(),
+				ExpiresAt: sec.ExpiresAt.UTC(),
+			}
+		}
+	}
+	return clientRecord{
+		ID:                    c.ID,
+		Name:                  c.Name,
+		Type:                  c.Type,
+		Secrets:               secrets,
+		GrantTypes:            c.GrantTypes,
+		RedirectURIs:          c.RedirectURIs,
+		Resources:             c.Resources,
+		DefaultResource:       c.DefaultResource,
+		AccessTokenLifetimeNS: int64(c.AccessTokenLifetime),
+		CORSOrigins:           c.CORSOrigins,
+		FirstParty:            c.FirstParty,
+		Disabled:              c.Disabled,
+		Version:               c.Version,
+		CreatedAt:             c.CreatedAt.UTC(),
+		UpdatedAt:             c.UpdatedAt.UTC(),
+	}
+}
+
+func (r clientRecord) client() store.Client {
+	var secrets []store.Secret
+	if r.Secrets != nil {
+		secrets = make([]store.Secret, len(r.Secrets))
+		for i, sec := range r.Secrets {
+			secrets[i] = store.Secret{
+				ID:        sec.ID,
+				Hash:      sec.Hash,
+				CreatedAt: sec.CreatedAt,
+				ExpiresAt: sec.ExpiresAt,
+			}
+		}
+	}
+	return store.Client{
+		ID:                  r.ID,
+		Name:                r.Name,
+		Type:                r.Type,
+		Secrets:             secrets,
+		GrantTypes:          r.GrantTypes,
+		RedirectURIs:        r.RedirectURIs,
+		Resources:           r.Resources,
+		DefaultResource:     r.DefaultResource,
+		AccessTokenLifetime: time.Duration(r.AccessTokenLifetimeNS),
+		CORSOrigins:         r.CORSOrigins,
+		FirstParty:          r.FirstParty,
+		Disabled:            r.Disabled,
+		Version:             r.Version,
+		CreatedAt:           r.CreatedAt,
+		UpdatedAt:           r.UpdatedAt,
+	}
+}
+
+// resourceRecord is the stored JSON of a store.ResourceServer.
+type resourceRecord struct {
+	ID                    string    `json:"id"`
+	Name                  string    `json:"name"`
+	Scopes                []string  `json:"scopes"`
+	AccessTokenLifetimeNS int64     `json:"access_token_lifetime_ns"`
+	Version               int64     `json:"version"`
+	CreatedAt             time.Time `json:"created_at"`
+	UpdatedAt             time.Time `json:"updated_at"`
+}
+
+func toResourceRecord(r store.ResourceServer) resourceRecord {
+	return resourceRecord{
+		ID:                    r.ID,
+		Name:                  r.Name,
+		Scopes:                r.Scopes,
+		AccessTokenLifetimeNS: int64(r.AccessTokenLifetime),
+		Version:               r.Version,
+		CreatedAt:             r.CreatedAt.UTC(),
+		UpdatedAt:             r.UpdatedAt.UTC(),
+	}
+}
+
+func (r resourceRecord) resourceServer() store.ResourceServer {
+	return store.ResourceServer{
+		ID:                  r.ID,
+		Name:                r.Name,
+		Scopes:              r.Scopes,
+		AccessTokenLifetime: time.Duration(r.AccessTokenLifetimeNS),
+		Version:             r.Version,
+		CreatedAt:           r.CreatedAt,
+		UpdatedAt:           r.UpdatedAt,
+	}
+}
+
+// CreateClient stores c with Version 1 (RFC 6749 §2). It returns
+// store.ErrAlreadyExists if the id is taken, and an error naming the field
+// when c is invalid (see validateClient).
+func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
+	if err := validateClient(c); err != nil {
+		return fmt.Errorf("create client: %w", err)
+	}
+	c.Version = 1
+	return s.createIn(ctx, clientKind, c.ID, 0, toClientRecord(c))
+}
+
+// GetClient returns the client with id, or store.ErrNotFound.
+func (s *Store) GetClient(ctx context.Context, id string) (store.Client, error) {
+	var r clientRecord
+	if err := s.getIn(ctx, clientKind, id, &r); err != nil {
+		return store.Client{}, err
+	}
+	return r.client(), nil
+}
+
+// UpdateClient replaces the stored client if its Version equals c.Version and
+// returns it as stored, with Version+1. It returns store.ErrConflict when the
+// stored version differs, store.ErrNotFound when there is no such client,
+// and an error naming the field when c is invalid. CreatedAt and UpdatedAt
+// are stored as given.
+func (s *Store) UpdateClient(ctx context.Context, c store.Client) (store.Client, error) {
+	if err := validateClient(c); err != nil {
+		return store.Client{}, fmt.Errorf("update client: %w", err)
+	}
+	was := c.Version
+	c.Version++
+	rec := toClientRecord(c)
+	if err := s.updateIn(ctx, clientKind, c.ID, was, 0, rec); err != nil {
+		return store.Client{}, err
+	}
+	return rec.client(), nil
+}
+
+// DeleteClient removes a client; store.ErrNotFound if there was none.
+func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	return s.deleteIn(ctx, clientKind, id)
+}
+
+// ListClients returns every client ordered by id (bytewise).
+func (s *Store) ListClients(ctx context.Context) ([]store.Client, error) {
+	raw, err := s.listIn(ctx, clientKind)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.Client, 0, len(raw))
+	for _, data := range raw {
+		var r clientRecord
+		if err := json.Unmarshal(data, &r); err != nil {
+			return nil, malformed("list clients", err)
+		}
+		out = append(out, r.client())
+	}
+	return out, nil
+}
+
+// CreateResourceServer stores r with Version 1. It returns
+// store.ErrAlreadyExists if the id is taken, and an error when r.ID is not an
+// absolute URI without fragment (RFC 8707 §2).
+func (s *Store) CreateResourceServer(ctx context.Context, r store.ResourceServer) error {
+	if err := validateResourceServer(r); err != nil {
+		return fmt.Errorf("create resource server: %w", err)
+	}
+	r.Version = 1
+	return s.createIn(ctx, resourceKind, r.ID, 0, toResourceRecord(r))
+}
+
+// GetResourceServer returns the resource server with id, or
+// store.ErrNotFound.
+func (s *Store) GetResourceServer(ctx context.Context, id string) (store.ResourceServer, error) {
+	var r resourceRecord
+	if err := s.getIn(ctx, resourceKind, id, &r); err != nil {
+		return store.ResourceServer{}, err
+	}
+	return r.resourceServer(), nil
+}
+
+// UpdateResourceServer replaces the stored resource server if its Version
+// equals r.Version and returns it as stored, with Version+1;
+// store.ErrConflict when the version differs, store.ErrNotFound when there
+// is none.
+func (s *Store) UpdateResourceServer(ctx context.Context, r store.ResourceServer) (store.ResourceServer, error) {
+	if err := validateResourceServer(r); err != nil {
+		return store.ResourceServer{}, fmt.Errorf("update resource server: %w", err)
+	}
+	was := r.Version
+	r.Version++
+	rec := toResourceRecord(r)
+	if err := s.updateIn(ctx, resourceKind, r.ID, was, 0, rec); err != nil {
+		return store.ResourceServer{}, err
+	}
+	return rec.resourceServer(), nil
+}
+
+// DeleteResourceServer removes a resource server; store.ErrNotFound if there
+// was none.
+func (s *Store) DeleteResourceServer(ctx context.Context, id string) error {
+	return s.deleteIn(ctx, resourceKind, id)
+}
+
+// ListResourceServers returns every resource server ordered by id.
+func (s *Store) ListResourceServers(ctx context.Context) ([]store.ResourceServer, error) {
+	raw, err := s.listIn(ctx, resourceKind)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.ResourceServer, 0, len(raw))
+	for _, data := range raw {
+		var r resourceRecord
+		if err := json.Unmarshal(data, &r); err != nil {
+			return nil, malformed("list resource servers", err)
+		}
+		out = append(out, r.resourceServer())
+	}
+	return out, nil
+}
+
+// validateClient checks what the store relies on: a client id of 1..128
+// VSCHARs (RFC 6749 Appendix A.1), a bounded UTF-8 name, a known type, at
+// most two secrets each with an id and a hash, and none for a public client
+// (RFC 6749 §2.1).
+func validateClient(c store.Client) error {
+	if c.ID == "" || len(c.ID) > maxClientIDLen || !vschar(c.ID) {
+		return fmt.Errorf("client id %.*q must be 1..%d visible ASCII characters (RFC 6749 Appendix A.1)", maxClientIDLen, c.ID, maxClientIDLen)
+	}
+	if len(c.Name) > maxNameLen || !utf8.ValidString(c.Name) {
+		return fmt.Errorf("client %q: name must be UTF-8 of at most %d bytes", c.ID, maxNameLen)
+	}
+	switch c.Type {
+	case store.Confidential, store.Public:
+	default:
+		return fmt.Errorf("client %q: type %q is neither %q nor %q", c.ID, c.Type, store.Confidential, store.Public)
+	}
+	if c.Type == store.Public && len(c.Secrets) > 0 {
+		return fmt.Errorf("client %q: a public client has no secrets (RFC 6749 §2.1)", c.ID)
+	}
+	if len(c.Secrets) > maxSecrets {
+		return fmt.Errorf("client %q: %d secrets, at most %d", c.ID, len(c.Secrets), maxSecrets)
+	}
+	for i, sec := range c.Secrets {
+		if sec.ID == "" || len(sec.Hash) == 0 {
+			return fmt.Errorf("client %q: secret %d needs an id and a hash", c.ID, i)
+		}
+		if i > 0 && sec.ID == c.Secrets[0].ID {
+			return fmt.Errorf("client %q: two secrets with id %q", c.ID, sec.ID)
+		}
+	}
+	if c.AccessTokenLifetime < 0 {
+		return fmt.Errorf("client %q: negative access token lifetime", c.ID)
+	}
+	return nil
+}
+
+// validateResourceServer checks that the id is an absolute URI without a
+// fragment (RFC 8707 §2), printable ASCII of bounded length, and that the
+// name is bounded.
+func validateResourceServer(r store.ResourceServer) error {
+	if r.ID == "" || len(r.ID) > maxResourceIDLen || !uriChars(r.ID) {
+		return fmt.Errorf("resource server id %.*q must be 1..%d characters of a URI (RFC 3986)", maxClientIDLen, r.ID, maxResourceIDLen)
+	}
+	u, err := url.Parse(r.ID)
+	if err != nil || !u.IsAbs() {
+		return fmt.Errorf("resource server id %q must be an absolute URI (RFC 8707 §2)", r.ID)
+	}
+	if strings.Contains(r.ID, "#") {
+		return fmt.Errorf("resource server id %q must not have a fragment (RFC 8707 §2)", r.ID)
+	}
+	if len(r.Name) > maxNameLen || !utf8.ValidString(r.Name) {
+		return fmt.Errorf("resource server %q: name must be UTF-8 of at most %d bytes", r.ID, maxNameLen)
+	}
+	if r.AccessTokenLifetime < 0 {
+		return fmt.Errorf("resource server %q: negative access token lifetime", r.ID)
+	}
+	return nil
+}
+
+// vschar reports whether s is only %x20-7E.
+func vschar(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// uriChars reports whether s is only visible ASCII without space (%x21-7E),
+// a superset of what RFC 3986 allows in a URI.
+func uriChars(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// malformed is the error for a stored record that does not decode:
+// store.ErrUnavailable, because the store cannot answer and must not guess.
+func malformed(op string, err error) error {
+	return fmt.Errorf("%s: %w: malformed record: %v", op, store.ErrUnavailable, err)
+}
