@@ -123,9 +123,13 @@ func TestRevocationIsDurableWhenItReturns(t *testing.T) {
 		denied func(store.Deny) bool
 		query  store.DenyQuery
 	}{
-		{"token", func() error { return e.rev.Token(ctx, "jti-1", time.Now().Add(time.Minute), "c1", events.ReasonClient, "c1") },
+		{"token", func() error {
+			return e.rev.Token(ctx, "jti-1", time.Now().Add(time.Minute), "c1", events.ReasonClient, "c1")
+		},
 			events.TypeTokenRevoked, func(d store.Deny) bool { return d.JTIRevoked }, store.DenyQuery{JTI: "jti-1"}},
-		{"family", func() error { return e.rev.Family(ctx, "AAAAAAAAAAAAAAAAAAAAAA", "alice", "c1", events.ReasonAdmin, "admin") },
+		{"family", func() error {
+			return e.rev.Family(ctx, "AAAAAAAAAAAAAAAAAAAAAA", "alice", "c1", events.ReasonAdmin, "admin")
+		},
 			events.TypeFamilyRevoked, func(d store.Deny) bool { return d.FamilyRevoked }, store.DenyQuery{FID: "AAAAAAAAAAAAAAAAAAAAAA"}},
 		{"subject", func() error { return e.rev.Subject(ctx, events.SubjectUser, "alice", cut, events.ReasonAdmin, "admin") },
 			events.TypeSubjectRevoked, func(d store.Deny) bool { return !d.SubjectCutoff.IsZero() }, store.DenyQuery{SubjectType: events.SubjectUser, Subject: "alice"}},
