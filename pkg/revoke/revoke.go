@@ -118,11 +118,9 @@ func (r *Revoker) Token(ctx context.Context, jti string, exp time.Time, clientID
 // Family revokes a refresh family and, through its fid, every access token
 // minted from it.
 func (r *Revoker) Family(ctx context.Context, fid, subject, clientID, reason, actor string) error {
-	e, err := r.FamilyEvent(fid, subject, clientID, reason, actor)
-	if err != nil {
-		return err
-	}
-	return r.apply(ctx, store.Revocation{Kind: store.RevokeFamily, FID: fid, Reason: reason}, e)
+	p := &events.FamilyRevoked{FID: fid, Subject: subject, ClientID: clientID, Reason: reason}
+	id := events.DeterministicID(events.TypeFamilyRevoked, fid)
+	return r.revoke(ctx, store.Revocation{Kind: store.RevokeFamily, FID: fid, Reason: reason}, id, p, actor)
 }
 
 // Subject revokes every token of a subject issued at or before cutoff, and
@@ -145,42 +143,21 @@ func (r *Revoker) Client(ctx context.Context, clientID string, cutoff time.Time,
 // the same atomic step that detects reuse; Flush then publishes it.
 func (r *Revoker) FamilyEvent(fid, subject, clientID, reason, actor string) (store.OutboxEntry, error) {
 	p := &events.FamilyRevoked{FID: fid, Subject: subject, ClientID: clientID, Reason: reason}
-	return r.entry(events.DeterministicID(events.TypeFamilyRevoked, fid), p, actor)
+	e, _, err := r.entry(events.DeterministicID(events.TypeFamilyRevoked, fid), p, actor)
+	return e, err
 }
 
 func (r *Revoker) revoke(ctx context.Context, rev store.Revocation, id string, p events.Payload, actor string) error {
-	e, err := r.entry(id, p, actor)
+	e, ev, err := r.entry(id, p, actor)
 	if err != nil {
 		return err
 	}
-	return r.apply(ctx, rev, e)
-}
-
-func (r *Revoker) entry(id string, p events.Payload, actor string) (store.OutboxEntry, error) {
-	now := r.now()
-	ev, err := events.New(id, r.cfg.Source, now, p)
-	if err != nil {
-		return store.OutboxEntry{}, fmt.Errorf("revoke: build event: %w", err)
-	}
-	ev = ev.WithActor(actor)
-	subject, err := events.Subject(r.cfg.Prefix, ev)
-	if err != nil {
-		return store.OutboxEntry{}, fmt.Errorf("revoke: event subject: %w", err)
-	}
-	data, err := ev.Encode()
-	if err != nil {
-		return store.OutboxEntry{}, err
-	}
-	return store.OutboxEntry{ID: id, Subject: subject, Data: data, CreatedAt: now}, nil
-}
-
-func (r *Revoker) apply(ctx context.Context, rev store.Revocation, e store.OutboxEntry) error {
 	rev.Retain = r.cfg.Retain
 	if err := r.store.Revoke(ctx, rev, e); err != nil {
 		r.revocations.WithLabelValues(string(rev.Kind), "failed").Inc()
 		return fmt.Errorf("revoke %s: record deny state: %w", rev.Kind, err)
 	}
-	if err := r.Flush(ctx, e); err != nil {
+	if err := r.publish(ctx, e.ID, ev); err != nil {
 		r.revocations.WithLabelValues(string(rev.Kind), "pending").Inc()
 		return err
 	}
@@ -196,15 +173,38 @@ func (r *Revoker) Flush(ctx context.Context, e store.OutboxEntry) error {
 	if err != nil {
 		return fmt.Errorf("revoke: outbox entry %s: %w", e.ID, err)
 	}
+	return r.publish(ctx, e.ID, ev)
+}
+
+func (r *Revoker) publish(ctx context.Context, id string, ev events.Event) error {
 	if _, err := r.pub.Publish(ctx, ev); err != nil {
 		r.pending.Inc()
-		r.log.Warn("revocation event not yet durable; the relay will publish it", zap.String("event_id", e.ID), zap.String("type", string(ev.Type)), zap.Error(err))
+		r.log.Warn("revocation event not yet durable; the relay will publish it", zap.String("event_id", id), zap.String("type", string(ev.Type)), zap.Error(err))
 		return fmt.Errorf("%w: %v", ErrPending, err)
 	}
 	// The event is durable; a failed ack only means the relay publishes it
 	// again, which JetStream de-duplicates.
-	if err := r.store.AckOutbox(ctx, e.ID); err != nil {
-		r.log.Warn("outbox ack failed; the relay will re-publish (deduplicated)", zap.String("event_id", e.ID), zap.Error(err))
+	if err := r.store.AckOutbox(ctx, id); err != nil {
+		r.log.Warn("outbox ack failed; the relay will re-publish (deduplicated)", zap.String("event_id", id), zap.Error(err))
 	}
 	return nil
+}
+
+// entry builds the event and its outbox entry.
+func (r *Revoker) entry(id string, p events.Payload, actor string) (store.OutboxEntry, events.Event, error) {
+	now := r.now()
+	ev, err := events.New(id, r.cfg.Source, now, p)
+	if err != nil {
+		return store.OutboxEntry{}, events.Event{}, fmt.Errorf("revoke: build event: %w", err)
+	}
+	ev = ev.WithActor(actor)
+	subject, err := events.Subject(r.cfg.Prefix, ev)
+	if err != nil {
+		return store.OutboxEntry{}, events.Event{}, fmt.Errorf("revoke: event subject: %w", err)
+	}
+	data, err := ev.Encode()
+	if err != nil {
+		return store.OutboxEntry{}, events.Event{}, err
+	}
+	return store.OutboxEntry{ID: id, Subject: subject, Data: data, CreatedAt: now}, ev, nil
 }

@@ -35,7 +35,7 @@ type env struct {
 	pfx   string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	e := &env{redis: testenv.Redis(t), nats: testenv.NATS(t)}
 	e.pfx = e.nats.Prefix
