@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -190,7 +191,7 @@ func checkVersion(v string) error {
 	if !ok || !digits(major) || !digits(minor) {
 		return fmt.Errorf("%w: schemaversion %q is not major.minor", ErrMalformed, v)
 	}
-	if strings.TrimLeft(major, "0") != fmt.Sprint(SchemaMajor) {
+	if strings.TrimLeft(major, "0") != strconv.Itoa(SchemaMajor) {
 		return fmt.Errorf("%w: schemaversion %q, this consumer reads major %d", ErrUnsupportedVersion, v, SchemaMajor)
 	}
 	return nil
@@ -251,7 +252,22 @@ func jsonContentType(ct string) bool {
 // Decode parses an encoded event. It tolerates fields it does not know, and
 // returns ErrMalformed, ErrUnknownType or ErrUnsupportedVersion (wrapped, test
 // with errors.Is) for anything it cannot apply faithfully.
+//
+// Decode first tries decodeFast, a single-pass scanner for the shape Encode
+// writes, and falls back to decodeSlow, the encoding/json reference, whenever
+// the fast path is not certain of giving the identical result. Every error
+// comes from decodeSlow.
 func Decode(b []byte) (Event, error) {
+	if e, ok := decodeFast(b); ok {
+		return e, nil
+	}
+	return decodeSlow(b)
+}
+
+// decodeSlow is the reference decoder, built on encoding/json: it defines the
+// language Decode accepts and the errors it returns. decodeFast must agree
+// with it on every input it accepts (FuzzDecodeFastMatchesSlow).
+func decodeSlow(b []byte) (Event, error) {
 	if len(b) > MaxEventBytes {
 		return Event{}, fmt.Errorf("%w: %d bytes exceeds %d", ErrMalformed, len(b), MaxEventBytes)
 	}
