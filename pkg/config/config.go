@@ -83,6 +83,14 @@ type EdgeService struct {
 	// StalenessBound is how long the edge may go without a heartbeat or event from the stream
 	// before it rejects every token rather than guess (MISSION invariant 2).
 	StalenessBound time.Duration `yaml:"staleness_bound"`
+	// Audience is the resource identifier (RFC 8707) every token the authorizer accepts must
+	// carry in aud. Required to run the authorizer.
+	Audience string `yaml:"audience"`
+	// RoutesFile is the route policy: the scopes each route requires (docs/gateway.md).
+	RoutesFile string `yaml:"routes_file"`
+	// JWKSURL overrides where the edge fetches the issuer's keys (default: the issuer's
+	// public_url + /jwks.json), for gateways that reach the issuer on an internal address.
+	JWKSURL string `yaml:"jwks_url"`
 }
 
 // TLS is the client side of a TLS connection, shared by Redis and NATS so both are configured the

@@ -26,11 +26,10 @@ type Deps struct {
 	// jetstream.JetStream). Required.
 	JetStream edge.JetStream
 	// Audience is the audience this authorizer protects: every token's aud
-	// must contain it. Required. (main reads VALET_EDGE_AUDIENCE until the
-	// configuration has a key for it.)
+	// must contain it. Required (services.edge.audience).
 	Audience string
 	// Policy holds the per-route required scopes (main reads the file named
-	// by VALET_EDGE_ROUTES_FILE).
+	// by services.edge.routes_file).
 	Policy Policy
 	// EdgeOptions are further pkg/edge options, applied after those taken
 	// from the configuration: an HTTP client trusting a private CA for
@@ -78,7 +77,7 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 	v, err := edge.New(edge.Config{
 		Issuer:           cfg.Issuer,
 		Audience:         deps.Audience,
-		JWKSURL:          cfg.Services.Issuer.URL("/jwks.json"),
+		JWKSURL:          jwksURL(cfg),
 		JetStream:        deps.JetStream,
 		MaxTokenLifetime: cfg.Tokens.MaxAccessTokenLifetime,
 	}, opts...)
@@ -183,4 +182,12 @@ func (s *Service) start(ctx context.Context) {
 		}
 		wait = min(2*wait, maxStartWait)
 	}
+}
+
+// jwksURL is services.edge.jwks_url, or the issuer's public JWKS document.
+func jwksURL(cfg *config.Config) string {
+	if u := cfg.Services.Edge.JWKSURL; u != "" {
+		return u
+	}
+	return cfg.Services.Issuer.URL("/jwks.json")
 }

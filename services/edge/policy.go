@@ -25,7 +25,7 @@ const (
 )
 
 // Policy says which scopes each route of the protected upstream requires.
-// It is read from the YAML file named by VALET_EDGE_ROUTES_FILE
+// It is read from the YAML file named by services.edge.routes_file
 // (docs/gateway.md, "Route scopes"); deploy/gateways/routes.example.yaml is
 // an example.
 type Policy struct {
@@ -59,7 +59,7 @@ type Route struct {
 // LoadPolicy reads and validates the policy file at path.
 func LoadPolicy(path string) (Policy, error) {
 	if path == "" {
-		return Policy{}, errors.New("edge: no route policy file given (VALET_EDGE_ROUTES_FILE)")
+		return Policy{}, errors.New("edge: no route policy file given (services.edge.routes_file)")
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {

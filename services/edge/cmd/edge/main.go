@@ -1,9 +1,9 @@
 // Command edge runs Valet's reference forward-auth authorizer for Envoy
 // ext_authz, NGINX auth_request and Traefik forwardAuth.
 //
-// It is the one place that reads the configuration and the edge's own
-// environment (VALET_EDGE_AUDIENCE, VALET_EDGE_ROUTES_FILE; docs/gateway.md)
-// and connects to NATS.
+// It is the one place that reads the configuration (services.edge.audience,
+// services.edge.routes_file, services.edge.jwks_url; docs/gateway.md) and
+// connects to NATS.
 package main
 
 import (
@@ -20,14 +20,6 @@ import (
 	"github.com/valetauth/valet/services/edge"
 )
 
-// The edge's settings that the configuration file has no key for yet.
-const (
-	// audienceEnv names the audience the authorizer protects.
-	audienceEnv = "VALET_EDGE_AUDIENCE"
-	// routesEnv names the route policy file (per-route required scopes).
-	routesEnv = "VALET_EDGE_ROUTES_FILE"
-)
-
 func main() {
 	os.Exit(boot.Main("edge", os.Args[1:], build))
 }
@@ -38,11 +30,11 @@ func build(_ context.Context, env boot.Env) (boot.Runner, error) {
 	if cfg.NATS.URL == "" {
 		return nil, errors.New("edge: nats.url is required (the embedded stand-in runs only inside `valet dev`)")
 	}
-	audience := os.Getenv(audienceEnv)
+	audience := cfg.Services.Edge.Audience
 	if audience == "" {
-		return nil, fmt.Errorf("edge: %s is required: the audience every token must carry", audienceEnv)
+		return nil, errors.New("edge: services.edge.audience is required: the audience every token must carry")
 	}
-	policy, err := edge.LoadPolicy(os.Getenv(routesEnv))
+	policy, err := edge.LoadPolicy(cfg.Services.Edge.RoutesFile)
 	if err != nil {
 		return nil, err
 	}
