@@ -36,6 +36,10 @@ type Client struct {
 	// the scopes it may ask there.
 	Resources       map[string][]string
 	DefaultResource string
+	// ResourceIDs are the registered resource servers (their identifiers,
+	// used as aud) this client authenticates as: at RFC 7662 introspection
+	// it may learn about tokens whose aud holds one of them (§4).
+	ResourceIDs []string
 	// AccessTokenLifetime is zero for the resource's or global default.
 	AccessTokenLifetime time.Duration
 	// CORSOrigins are browser origins allowed to call the token endpoint.

@@ -68,10 +68,27 @@ type Deny struct {
 	ClientCutoff  time.Time
 }
 
+// Revoked reports whether d kills an access token issued at iat: its jti or
+// family is revoked, or a subject or client cut-off plus skew is at or after
+// iat (MISSION §0.1; the edge's rule, docs/gateway.md).
+func (d Deny) Revoked(iat time.Time, skew time.Duration) bool {
+	if d.JTIRevoked || d.FamilyRevoked {
+		return true
+	}
+	if !d.SubjectCutoff.IsZero() && !iat.After(d.SubjectCutoff.Add(skew)) {
+		return true
+	}
+	return !d.ClientCutoff.IsZero() && !iat.After(d.ClientCutoff.Add(skew))
+}
+
 // DenyQuery names what to look up for one access token.
 type DenyQuery struct {
-	JTI         string
-	FID         string
+	JTI string
+	FID string
+	// SubjectType is "user" or "client"; empty with a Subject means either:
+	// the later of the two cut-offs is returned. An access token does not
+	// say which namespace its sub is in, so readers that cannot tell apply
+	// both, as edges do (fail closed, docs/events.md).
 	SubjectType string
 	Subject     string
 	ClientID    string

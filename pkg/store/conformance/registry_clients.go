@@ -49,6 +49,7 @@ func fullClient(id string, now time.Time) store.Client {
 			"urn:example:billing":      {"invoice:read"},
 		},
 		DefaultResource:     "https://api.example.com/",
+		ResourceIDs:         []string{"urn:example:billing"},
 		AccessTokenLifetime: 5*time.Minute + 250*time.Millisecond,
 		CORSOrigins:         []string{"https://app.example.com"},
 		FirstParty:          true,
@@ -72,6 +73,7 @@ func normClient(c store.Client) store.Client {
 	c.GrantTypes = normStrings(c.GrantTypes)
 	c.RedirectURIs = normStrings(c.RedirectURIs)
 	c.CORSOrigins = normStrings(c.CORSOrigins)
+	c.ResourceIDs = normStrings(c.ResourceIDs)
 	if len(c.Resources) == 0 {
 		c.Resources = nil
 	} else {

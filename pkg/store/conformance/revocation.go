@@ -21,6 +21,7 @@ var revocationTests = []subtest{
 	{"Revoke/RefusesIncomplete", testRevokeIncomplete},
 	{"Revoke/ContextCanceled", testRevokeCanceled},
 	{"DenyState/Missing", testDenyMissing},
+	{"DenyState/EitherSubjectType", testDenyEitherSubjectType},
 	{"Outbox/PendingAndAck", testOutbox},
 }
 
@@ -267,5 +268,26 @@ func testOutbox(t *testing.T, s store.Store) {
 	noErr(t, "pending, limit 0", err)
 	if len(got) != 0 {
 		t.Fatalf("limit 0 returned %d", len(got))
+	}
+}
+
+// testDenyEitherSubjectType: a query without a subject type reads both
+// namespaces' cut-offs and reports the later one, since an access token
+// does not say whether its sub is a user or a client.
+func testDenyEitherSubjectType(t *testing.T, s store.Store) {
+	now := time.Now()
+	revokeSubject(t, s, subAlice, now.Add(-time.Hour))
+	noErr(t, "revoke client subject", s.Revoke(t.Context(), store.Revocation{
+		Kind: store.RevokeSubject, SubjectType: "client", Subject: subAlice, Cutoff: now, Retain: time.Hour,
+	}, event(t, now)))
+	if d := deny(t, s, store.DenyQuery{Subject: subAlice}); !sameMS(d.SubjectCutoff, now) {
+		t.Fatalf("either type: cut-off %s, want the later one %s", d.SubjectCutoff, now)
+	}
+	revokeSubject(t, s, subBob, now)
+	if d := deny(t, s, store.DenyQuery{Subject: subBob}); !sameMS(d.SubjectCutoff, now) {
+		t.Fatalf("either type, user only: cut-off %s, want %s", d.SubjectCutoff, now)
+	}
+	if d := deny(t, s, store.DenyQuery{Subject: "nobody"}); !d.SubjectCutoff.IsZero() {
+		t.Fatal("a subject without cut-off has one")
 	}
 }

@@ -228,6 +228,7 @@ type clientRecord struct {
 	RedirectURIs          []string            `json:"redirect_uris"`
 	Resources             map[string][]string `json:"resources"`
 	DefaultResource       string              `json:"default_resource"`
+	ResourceIDs           []string            `json:"resource_ids,omitempty"`
 	AccessTokenLifetimeNS int64               `json:"access_token_lifetime_ns"`
 	CORSOrigins           []string            `json:"cors_origins"`
 	FirstParty            bool                `json:"first_party"`
@@ -267,6 +268,7 @@ func toClientRecord(c store.Client) clientRecord {
 		RedirectURIs:          c.RedirectURIs,
 		Resources:             c.Resources,
 		DefaultResource:       c.DefaultResource,
+		ResourceIDs:           c.ResourceIDs,
 		AccessTokenLifetimeNS: int64(c.AccessTokenLifetime),
 		CORSOrigins:           c.CORSOrigins,
 		FirstParty:            c.FirstParty,
@@ -299,6 +301,7 @@ func (r clientRecord) client() store.Client {
 		RedirectURIs:        r.RedirectURIs,
 		Resources:           r.Resources,
 		DefaultResource:     r.DefaultResource,
+		ResourceIDs:         r.ResourceIDs,
 		AccessTokenLifetime: time.Duration(r.AccessTokenLifetimeNS),
 		CORSOrigins:         r.CORSOrigins,
 		FirstParty:          r.FirstParty,

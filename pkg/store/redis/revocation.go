@@ -21,6 +21,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/valetauth/valet/events"
 	"github.com/valetauth/valet/pkg/store"
 )
 
@@ -129,7 +130,7 @@ func (s *Store) DenyState(ctx context.Context, q store.DenyQuery) (store.Deny, e
 		return store.Deny{}, fmt.Errorf("%s: %w", op, err)
 	}
 	var jti, fam *goredis.IntCmd
-	var sub, cli *goredis.StringCmd
+	var sub, sub2, cli *goredis.StringCmd
 	_, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		if q.JTI != "" {
 			jti = p.Exists(ctx, s.jtiKey(q.JTI))
@@ -137,8 +138,13 @@ func (s *Store) DenyState(ctx context.Context, q store.DenyQuery) (store.Deny, e
 		if validFID(q.FID) {
 			fam = p.Exists(ctx, s.grant(q.FID).rev)
 		}
-		if q.SubjectType != "" && q.Subject != "" {
+		switch {
+		case q.Subject == "":
+		case q.SubjectType != "":
 			sub = p.Get(ctx, s.subjectCutKey(q.SubjectType, q.Subject))
+		default: // either namespace: both cut-offs, the later wins
+			sub = p.Get(ctx, s.subjectCutKey(events.SubjectUser, q.Subject))
+			sub2 = p.Get(ctx, s.subjectCutKey(events.SubjectClient, q.Subject))
 		}
 		if q.ClientID != "" {
 			cli = p.Get(ctx, s.clientCutKey(q.ClientID))
@@ -158,6 +164,15 @@ func (s *Store) DenyState(ctx context.Context, q store.DenyQuery) (store.Deny, e
 	if sub != nil {
 		if d.SubjectCutoff, err = cutoffValue(sub); err != nil {
 			return store.Deny{}, wrap(op, err)
+		}
+	}
+	if sub2 != nil {
+		c2, err := cutoffValue(sub2)
+		if err != nil {
+			return store.Deny{}, wrap(op, err)
+		}
+		if c2.After(d.SubjectCutoff) {
+			d.SubjectCutoff = c2
 		}
 	}
 	if cli != nil {

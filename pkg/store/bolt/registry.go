@@ -1,0 +1,513 @@
+package bolt
+
+// Clients, resource servers and signing keys (store.ClientStore,
+// store.KeyStore). Each record is JSON under its id in its kind's bucket, in
+// the schema of the Redis backend's records (same field names), and never
+// expires. A create, a compare-and-set update and a delete are each one step;
+// lists are one read transaction, ordered by the bucket's byte order (id).
+//
+// The validation rules are the Redis backend's (pkg/store/redis/registry.go),
+// so that both backends refuse the same input.
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/valetauth/valet/pkg/store"
+)
+
+// Bounds on registry fields: ids end up in keys, JWT claims, logs and event
+// subjects.
+const (
+	maxClientIDLen   = 128
+	maxNameLen       = 256
+	maxSecrets       = 2
+	maxResourceIDLen = 2048
+	maxKIDLen        = 128
+)
+
+// kind names one registry bucket, for errors.
+type kind struct {
+	id   bucketID
+	name string
+}
+
+var (
+	clientKind   = kind{bClients, "client"}
+	resourceKind = kind{bResources, "resource server"}
+	keyKind      = kind{bKeys, "signing key"}
+)
+
+// create stores rec (already at version 1) under id unless the id is taken.
+func (s *Store) create(ctx context.Context, k kind, id string, rec any) error {
+	return s.update(ctx, "create "+k.name+" "+strconv.Quote(id), func(t *txn) error {
+		if t.has(k.id, []byte(id)) {
+			return store.ErrAlreadyExists
+		}
+		t.putJSON(k.id, []byte(id), 0, rec)
+		return nil
+	})
+}
+
+// replace replaces the record under id if its stored version is was; rec
+// carries version was+1.
+func (s *Store) replace(ctx context.Context, k kind, id string, was int64, rec any) error {
+	return s.update(ctx, "update "+k.name+" "+strconv.Quote(id), func(t *txn) error {
+		var cur struct {
+			Version int64 `json:"version"`
+		}
+		if !t.getJSON(k.id, []byte(id), &cur) {
+			return store.ErrNotFound
+		}
+		if cur.Version != was {
+			return fmt.Errorf("at version %d: %w", was, store.ErrConflict)
+		}
+		t.putJSON(k.id, []byte(id), 0, rec)
+		return nil
+	})
+}
+
+// remove deletes the record under id.
+func (s *Store) remove(ctx context.Context, k kind, id string) error {
+	return s.update(ctx, "delete "+k.name+" "+strconv.Quote(id), func(t *txn) error {
+		if !t.del(k.id, []byte(id)) {
+			return store.ErrNotFound
+		}
+		return nil
+	})
+}
+
+// fetch decodes the record under id into rec.
+func (s *Store) fetch(ctx context.Context, k kind, id string, rec any) error {
+	return s.view(ctx, "get "+k.name+" "+strconv.Quote(id), func(t *txn) error {
+		if !t.getJSON(k.id, []byte(id), rec) {
+			return store.ErrNotFound
+		}
+		return nil
+	})
+}
+
+// list decodes every record of k, in id order, with decode.
+func (s *Store) list(ctx context.Context, k kind, decode func(t *txn, key []byte) bool) error {
+	return s.view(ctx, "list "+k.name+"s", func(t *txn) error {
+		c := t.bucket(k.id).Cursor()
+		for key, _ := c.First(); key != nil; key, _ = c.Next() {
+			if !decode(t, key) && t.err != nil {
+				return nil
+			}
+		}
+		return nil
+	})
+}
+
+// clientRecord is the stored JSON of a store.Client. Times are UTC with
+// nanoseconds; slices and maps keep the difference between nil and empty.
+type clientRecord struct {
+	ID                    string              `json:"id"`
+	Name                  string              `json:"name"`
+	Type                  store.ClientType    `json:"type"`
+	Secrets               []secretRecord      `json:"secrets"`
+	GrantTypes            []string            `json:"grant_types"`
+	RedirectURIs          []string            `json:"redirect_uris"`
+	Resources             map[string][]string `json:"resources"`
+	DefaultResource       string              `json:"default_resource"`
+	ResourceIDs           []string            `json:"resource_ids,omitempty"`
+	AccessTokenLifetimeNS int64               `json:"access_token_lifetime_ns"`
+	CORSOrigins           []string            `json:"cors_origins"`
+	FirstParty            bool                `json:"first_party"`
+	Disabled              bool                `json:"disabled"`
+	Version               int64               `json:"version"`
+	CreatedAt             time.Time           `json:"created_at"`
+	UpdatedAt             time.Time           `json:"updated_at"`
+}
+
+// secretRecord is one stored client secret: its keyed hash, never the secret.
+type secretRecord struct {
+	ID        string    `json:"id"`
+	Hash      []byte    `json:"hash"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+func toClientRecord(c store.Client) clientRecord {
+	var secrets []secretRecord
+	if c.Secrets != nil {
+		secrets = make([]secretRecord, len(c.Secrets))
+		for i, sec := range c.Secrets {
+			secrets[i] = secretRecord{ID: sec.ID, Hash: sec.Hash, CreatedAt: sec.CreatedAt.UTC(), ExpiresAt: sec.ExpiresAt.UTC()}
+		}
+	}
+	return clientRecord{
+		ID: c.ID, Name: c.Name, Type: c.Type, Secrets: secrets, GrantTypes: c.GrantTypes,
+		RedirectURIs: c.RedirectURIs, Resources: c.Resources, DefaultResource: c.DefaultResource,
+		ResourceIDs: c.ResourceIDs, AccessTokenLifetimeNS: int64(c.AccessTokenLifetime), CORSOrigins: c.CORSOrigins,
+		FirstParty: c.FirstParty, Disabled: c.Disabled, Version: c.Version,
+		CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC(),
+	}
+}
+
+func (r clientRecord) client() store.Client {
+	var secrets []store.Secret
+	if r.Secrets != nil {
+		secrets = make([]store.Secret, len(r.Secrets))
+		for i, sec := range r.Secrets {
+			secrets[i] = store.Secret{ID: sec.ID, Hash: sec.Hash, CreatedAt: sec.CreatedAt, ExpiresAt: sec.ExpiresAt}
+		}
+	}
+	return store.Client{
+		ID: r.ID, Name: r.Name, Type: r.Type, Secrets: secrets, GrantTypes: r.GrantTypes,
+		RedirectURIs: r.RedirectURIs, Resources: r.Resources, DefaultResource: r.DefaultResource,
+		ResourceIDs: r.ResourceIDs, AccessTokenLifetime: time.Duration(r.AccessTokenLifetimeNS), CORSOrigins: r.CORSOrigins,
+		FirstParty: r.FirstParty, Disabled: r.Disabled, Version: r.Version,
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+	}
+}
+
+// resourceRecord is the stored JSON of a store.ResourceServer.
+type resourceRecord struct {
+	ID                    string    `json:"id"`
+	Name                  string    `json:"name"`
+	Scopes                []string  `json:"scopes"`
+	AccessTokenLifetimeNS int64     `json:"access_token_lifetime_ns"`
+	Version               int64     `json:"version"`
+	CreatedAt             time.Time `json:"created_at"`
+	UpdatedAt             time.Time `json:"updated_at"`
+}
+
+func toResourceRecord(r store.ResourceServer) resourceRecord {
+	return resourceRecord{
+		ID: r.ID, Name: r.Name, Scopes: r.Scopes, AccessTokenLifetimeNS: int64(r.AccessTokenLifetime),
+		Version: r.Version, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+	}
+}
+
+func (r resourceRecord) resourceServer() store.ResourceServer {
+	return store.ResourceServer{
+		ID: r.ID, Name: r.Name, Scopes: r.Scopes, AccessTokenLifetime: time.Duration(r.AccessTokenLifetimeNS),
+		Version: r.Version, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+	}
+}
+
+// keyRecord is the stored JSON of a store.SigningKey. Sealed is the AEAD
+// ciphertext of the private key; the clear key is never stored (MISSION
+// §0.5).
+type keyRecord struct {
+	KID        string         `json:"kid"`
+	Alg        string         `json:"alg"`
+	PublicJWK  []byte         `json:"public_jwk"`
+	Sealed     []byte         `json:"sealed"`
+	KEKID      string         `json:"kek_id"`
+	State      store.KeyState `json:"state"`
+	CreatedAt  time.Time      `json:"created_at"`
+	ActivateAt time.Time      `json:"activate_at"`
+	RetireAt   time.Time      `json:"retire_at"`
+	Version    int64          `json:"version"`
+}
+
+func toKeyRecord(k store.SigningKey) keyRecord {
+	return keyRecord{
+		KID: k.KID, Alg: k.Alg, PublicJWK: k.PublicJWK, Sealed: k.Sealed, KEKID: k.KEKID, State: k.State,
+		CreatedAt: k.CreatedAt.UTC(), ActivateAt: k.ActivateAt.UTC(), RetireAt: k.RetireAt.UTC(), Version: k.Version,
+	}
+}
+
+func (r keyRecord) signingKey() store.SigningKey {
+	return store.SigningKey{
+		KID: r.KID, Alg: r.Alg, PublicJWK: r.PublicJWK, Sealed: r.Sealed, KEKID: r.KEKID, State: r.State,
+		CreatedAt: r.CreatedAt, ActivateAt: r.ActivateAt, RetireAt: r.RetireAt, Version: r.Version,
+	}
+}
+
+// CreateClient stores c with Version 1 (RFC 6749 §2). It returns
+// store.ErrAlreadyExists if the id is taken, and an error naming the field
+// when c is invalid (see validateClient).
+func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
+	if err := validateClient(c); err != nil {
+		return fmt.Errorf("create client: %w", err)
+	}
+	c.Version = 1
+	return s.create(ctx, clientKind, c.ID, toClientRecord(c))
+}
+
+// GetClient returns the client with id, or store.ErrNotFound.
+func (s *Store) GetClient(ctx context.Context, id string) (store.Client, error) {
+	var r clientRecord
+	if err := s.fetch(ctx, clientKind, id, &r); err != nil {
+		return store.Client{}, err
+	}
+	return r.client(), nil
+}
+
+// UpdateClient replaces the stored client if its Version equals c.Version and
+// returns it as stored, with Version+1. It returns store.ErrConflict when the
+// stored version differs, store.ErrNotFound when there is no such client,
+// and an error naming the field when c is invalid.
+func (s *Store) UpdateClient(ctx context.Context, c store.Client) (store.Client, error) {
+	if err := validateClient(c); err != nil {
+		return store.Client{}, fmt.Errorf("update client: %w", err)
+	}
+	was := c.Version
+	c.Version++
+	rec := toClientRecord(c)
+	if err := s.replace(ctx, clientKind, c.ID, was, rec); err != nil {
+		return store.Client{}, err
+	}
+	return rec.client(), nil
+}
+
+// DeleteClient removes a client; store.ErrNotFound if there was none.
+func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	return s.remove(ctx, clientKind, id)
+}
+
+// ListClients returns every client ordered by id (bytewise).
+func (s *Store) ListClients(ctx context.Context) ([]store.Client, error) {
+	var out []store.Client
+	err := s.list(ctx, clientKind, func(t *txn, key []byte) bool {
+		var r clientRecord
+		if !t.getJSON(bClients, key, &r) {
+			return false
+		}
+		out = append(out, r.client())
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CreateResourceServer stores r with Version 1. It returns
+// store.ErrAlreadyExists if the id is taken, and an error when r.ID is not an
+// absolute URI without fragment (RFC 8707 §2).
+func (s *Store) CreateResourceServer(ctx context.Context, r store.ResourceServer) error {
+	if err := validateResourceServer(r); err != nil {
+		return fmt.Errorf("create resource server: %w", err)
+	}
+	r.Version = 1
+	return s.create(ctx, resourceKind, r.ID, toResourceRecord(r))
+}
+
+// GetResourceServer returns the resource server with id, or
+// store.ErrNotFound.
+func (s *Store) GetResourceServer(ctx context.Context, id string) (store.ResourceServer, error) {
+	var r resourceRecord
+	if err := s.fetch(ctx, resourceKind, id, &r); err != nil {
+		return store.ResourceServer{}, err
+	}
+	return r.resourceServer(), nil
+}
+
+// UpdateResourceServer replaces the stored resource server if its Version
+// equals r.Version and returns it as stored, with Version+1;
+// store.ErrConflict when the version differs, store.ErrNotFound when there
+// is none.
+func (s *Store) UpdateResourceServer(ctx context.Context, r store.ResourceServer) (store.ResourceServer, error) {
+	if err := validateResourceServer(r); err != nil {
+		return store.ResourceServer{}, fmt.Errorf("update resource server: %w", err)
+	}
+	was := r.Version
+	r.Version++
+	rec := toResourceRecord(r)
+	if err := s.replace(ctx, resourceKind, r.ID, was, rec); err != nil {
+		return store.ResourceServer{}, err
+	}
+	return rec.resourceServer(), nil
+}
+
+// DeleteResourceServer removes a resource server; store.ErrNotFound if there
+// was none.
+func (s *Store) DeleteResourceServer(ctx context.Context, id string) error {
+	return s.remove(ctx, resourceKind, id)
+}
+
+// ListResourceServers returns every resource server ordered by id.
+func (s *Store) ListResourceServers(ctx context.Context) ([]store.ResourceServer, error) {
+	var out []store.ResourceServer
+	err := s.list(ctx, resourceKind, func(t *txn, key []byte) bool {
+		var r resourceRecord
+		if !t.getJSON(bResources, key, &r) {
+			return false
+		}
+		out = append(out, r.resourceServer())
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CreateKey stores k with Version 1; store.ErrAlreadyExists if the kid
+// exists, and an error when the kid, alg or state is invalid.
+func (s *Store) CreateKey(ctx context.Context, k store.SigningKey) error {
+	if err := validateKey(k); err != nil {
+		return fmt.Errorf("create signing key: %w", err)
+	}
+	k.Version = 1
+	return s.create(ctx, keyKind, k.KID, toKeyRecord(k))
+}
+
+// UpdateKey replaces the stored key if its Version equals k.Version and
+// returns it as stored, with Version+1, so that replicas agree on each step
+// of the key's lifecycle. It returns store.ErrConflict when the stored
+// version differs and store.ErrNotFound when there is no such key.
+func (s *Store) UpdateKey(ctx context.Context, k store.SigningKey) (store.SigningKey, error) {
+	if err := validateKey(k); err != nil {
+		return store.SigningKey{}, fmt.Errorf("update signing key: %w", err)
+	}
+	was := k.Version
+	k.Version++
+	rec := toKeyRecord(k)
+	if err := s.replace(ctx, keyKind, k.KID, was, rec); err != nil {
+		return store.SigningKey{}, err
+	}
+	return rec.signingKey(), nil
+}
+
+// ListKeys returns every key not deleted, ordered by CreatedAt (then kid).
+func (s *Store) ListKeys(ctx context.Context) ([]store.SigningKey, error) {
+	var out []store.SigningKey
+	err := s.list(ctx, keyKind, func(t *txn, key []byte) bool {
+		var r keyRecord
+		if !t.getJSON(bKeys, key, &r) {
+			return false
+		}
+		out = append(out, r.signingKey())
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
+			return out[i].CreatedAt.Before(out[j].CreatedAt)
+		}
+		return out[i].KID < out[j].KID
+	})
+	return out, nil
+}
+
+// DeleteKey removes a key; store.ErrNotFound if there was none. The caller
+// deletes only retired keys (MISSION §0.4); the store does not check the
+// state.
+func (s *Store) DeleteKey(ctx context.Context, kid string) error {
+	return s.remove(ctx, keyKind, kid)
+}
+
+// validateClient checks what the store relies on: a client id of 1..128
+// VSCHARs (RFC 6749 Appendix A.1), a bounded UTF-8 name, a known type, at
+// most two secrets each with an id and a hash, and none for a public client
+// (RFC 6749 §2.1).
+func validateClient(c store.Client) error {
+	if c.ID == "" || len(c.ID) > maxClientIDLen || !vschar(c.ID) {
+		return fmt.Errorf("client id %.*q must be 1..%d visible ASCII characters (RFC 6749 Appendix A.1)", maxClientIDLen, c.ID, maxClientIDLen)
+	}
+	if len(c.Name) > maxNameLen || !utf8.ValidString(c.Name) {
+		return fmt.Errorf("client %q: name must be UTF-8 of at most %d bytes", c.ID, maxNameLen)
+	}
+	switch c.Type {
+	case store.Confidential, store.Public:
+	default:
+		return fmt.Errorf("client %q: type %q is neither %q nor %q", c.ID, c.Type, store.Confidential, store.Public)
+	}
+	if c.Type == store.Public && len(c.Secrets) > 0 {
+		return fmt.Errorf("client %q: a public client has no secrets (RFC 6749 §2.1)", c.ID)
+	}
+	if len(c.Secrets) > maxSecrets {
+		return fmt.Errorf("client %q: %d secrets, at most %d", c.ID, len(c.Secrets), maxSecrets)
+	}
+	for i, sec := range c.Secrets {
+		if sec.ID == "" || len(sec.Hash) == 0 {
+			return fmt.Errorf("client %q: secret %d needs an id and a hash", c.ID, i)
+		}
+		if i > 0 && sec.ID == c.Secrets[0].ID {
+			return fmt.Errorf("client %q: two secrets with id %q", c.ID, sec.ID)
+		}
+	}
+	if c.AccessTokenLifetime < 0 {
+		return fmt.Errorf("client %q: negative access token lifetime", c.ID)
+	}
+	return nil
+}
+
+// validateResourceServer checks that the id is an absolute URI without a
+// fragment (RFC 8707 §2), printable ASCII of bounded length, and that the
+// name is bounded.
+func validateResourceServer(r store.ResourceServer) error {
+	if r.ID == "" || len(r.ID) > maxResourceIDLen || !uriChars(r.ID) {
+		return fmt.Errorf("resource server id %.*q must be 1..%d characters of a URI (RFC 3986)", maxClientIDLen, r.ID, maxResourceIDLen)
+	}
+	u, err := url.Parse(r.ID)
+	if err != nil || !u.IsAbs() {
+		return fmt.Errorf("resource server id %q must be an absolute URI (RFC 8707 §2)", r.ID)
+	}
+	if strings.Contains(r.ID, "#") {
+		return fmt.Errorf("resource server id %q must not have a fragment (RFC 8707 §2)", r.ID)
+	}
+	if len(r.Name) > maxNameLen || !utf8.ValidString(r.Name) {
+		return fmt.Errorf("resource server %q: name must be UTF-8 of at most %d bytes", r.ID, maxNameLen)
+	}
+	if r.AccessTokenLifetime < 0 {
+		return fmt.Errorf("resource server %q: negative access token lifetime", r.ID)
+	}
+	return nil
+}
+
+// validateKey checks that the kid is 1..128 characters of [A-Za-z0-9_-] (it
+// becomes a NATS subject token of key events), that there is an alg, and
+// that the state is known.
+func validateKey(k store.SigningKey) error {
+	if !kidChars(k.KID) {
+		return fmt.Errorf("kid %q must be 1..%d characters of [A-Za-z0-9_-]", k.KID, maxKIDLen)
+	}
+	if k.Alg == "" {
+		return fmt.Errorf("signing key %q: no alg", k.KID)
+	}
+	switch k.State {
+	case store.KeyPublished, store.KeyActive, store.KeyRetiring, store.KeyRetired, store.KeyRevoked:
+	default:
+		return fmt.Errorf("signing key %q: unknown state %q", k.KID, k.State)
+	}
+	return nil
+}
+
+// vschar reports whether s is only %x20-7E.
+func vschar(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// uriChars reports whether s is only visible ASCII without space (%x21-7E),
+// a superset of what RFC 3986 allows in a URI.
+func uriChars(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func kidChars(s string) bool {
+	if s == "" || len(s) > maxKIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
