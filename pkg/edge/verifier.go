@@ -221,16 +221,9 @@ func (v *Verifier) verify(ctx context.Context, token string, scopes []string) (*
 		v.cache.put(&k, e, now.Unix()-v.skewS)
 	}
 
-	// 3. Time (RFC 7519 §4.1.4, §4.1.5), with the skew allowance. A token
-	//    issued in the future could dodge a cut-off: refuse it too.
-	if !now.Before(e.claims.ExpiresAt.Add(v.skew)) {
-		return nil, ErrExpired
-	}
-	if e.nbf != 0 && now.Before(e.claims.NotBefore.Add(-v.skew)) {
-		return nil, ErrNotYetValid
-	}
-	if e.claims.IssuedAt.After(now.Add(v.skew)) {
-		return nil, ErrNotYetValid.with("iat in the future")
+	// 3. Time (RFC 7519 §4.1.4, §4.1.5), with the skew allowance.
+	if err := checkTimes(e, now, v.skew); err != nil {
+		return nil, err
 	}
 
 	// 4. The deny state: jti, family, subject and client cut-offs.
@@ -251,10 +244,42 @@ func (v *Verifier) verify(ctx context.Context, token string, scopes []string) (*
 // b64 decodes JWS segments: unpadded base64url with canonical trailing bits.
 var b64 = base64.RawURLEncoding.Strict()
 
-// verifyNew verifies a token the cache does not hold: its compact JWS form,
-// header, signature with the algorithm bound to its key, and the claims
-// that do not depend on time (RFC 9068 §4).
+// verifyNew verifies a token the cache does not hold: verifyJWS, then the
+// audience this edge protects (RFC 9068 §4).
 func (v *Verifier) verifyNew(ctx context.Context, token string, ks *keySet) (*cacheEntry, error) {
+	e, err := verifyJWS(ctx, token, v.keys, ks, v.issuer, v.maxLifeS+v.skewS)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(e.claims.Audience, v.audience) {
+		return nil, ErrWrongAudience
+	}
+	return e, nil
+}
+
+// checkTimes applies the checks no cache may skip to a verified token: exp,
+// nbf and iat against now with the skew allowance (RFC 7519 §4.1.4, §4.1.5).
+// A token issued in the future could dodge a cut-off: it is refused too.
+func checkTimes(e *cacheEntry, now time.Time, skew time.Duration) error {
+	if !now.Before(e.claims.ExpiresAt.Add(skew)) {
+		return ErrExpired
+	}
+	if e.nbf != 0 && now.Before(e.claims.NotBefore.Add(-skew)) {
+		return ErrNotYetValid
+	}
+	if e.claims.IssuedAt.After(now.Add(skew)) {
+		return ErrNotYetValid.with("iat in the future")
+	}
+	return nil
+}
+
+// verifyJWS is the verification the Verifier and the Checker share, for a
+// token no cache holds: its compact JWS form, header (typ, alg, crit),
+// the signature with the algorithm bound to its key (kr refetches JWKS,
+// rate-limited, for an unknown kid), and the claims that do not depend on
+// time or on the audience: iss and the lifetime, which may not exceed
+// maxLife seconds (RFC 9068 §4).
+func verifyJWS(ctx context.Context, token string, kr *keyring, ks *keySet, issuer string, maxLife int64) (*cacheEntry, error) {
 	// Compact JWS: exactly three segments (a JWE has five).
 	h := strings.IndexByte(token, '.')
 	if h < 0 {
@@ -295,8 +320,8 @@ func (v *Verifier) verifyNew(ctx context.Context, token string, ks *keySet) (*ca
 	}
 	key := ks.keys[hdr.Kid]
 	if key == nil && hdr.Kid != "" {
-		v.keys.refreshForUnknown(ctx)
-		ks = v.keys.current()
+		kr.refreshForUnknown(ctx)
+		ks = kr.current()
 		if _, revoked := ks.revoked[hdr.Kid]; revoked {
 			return nil, ErrKeyRevoked
 		}
@@ -332,15 +357,12 @@ func (v *Verifier) verifyNew(ctx context.Context, token string, ks *keySet) (*ca
 	if err != nil {
 		return nil, ErrMalformed.wrap(err)
 	}
-	if c.Issuer != v.issuer {
+	if c.Issuer != issuer {
 		return nil, ErrWrongIssuer
-	}
-	if !slices.Contains(c.Audience, v.audience) {
-		return nil, ErrWrongAudience
 	}
 	// Revocations are replayed for MaxTokenLifetime: a token living longer
 	// could outlive the record of its revocation.
-	if exp-iat > v.maxLifeS+v.skewS {
+	if exp-iat > maxLife {
 		return nil, ErrLifetime
 	}
 	return &cacheEntry{claims: c, key: key, jti: hashJTI(c.JTI), iat: iat, exp: exp, nbf: nbf}, nil

@@ -3,33 +3,97 @@ package issuer
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/url"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/valetauth/valet/pkg/clientauth"
 	"github.com/valetauth/valet/pkg/config"
+	"github.com/valetauth/valet/pkg/keys"
 	"github.com/valetauth/valet/pkg/server"
+	"github.com/valetauth/valet/pkg/store"
 )
+
+// Keys is what the issuer needs of the signing key ring (*keys.Manager).
+type Keys interface {
+	// Current returns the key to sign with now, or an error matching
+	// store.ErrUnavailable when this replica has none it may use.
+	Current() (*keys.Signer, error)
+	// JWKS returns the public JWK Set, or an error matching
+	// store.ErrUnavailable.
+	JWKS() ([]byte, error)
+	// MaxAge is the Cache-Control max-age of JWKS responses.
+	MaxAge() time.Duration
+	// Ready returns nil when this replica can sign.
+	Ready() error
+}
+
+var _ Keys = (*keys.Manager)(nil)
+
+// Clients finds registered clients and resource servers (*clients.Cache).
+// Both return errors matching store.ErrNotFound for unknown ids and
+// anything else when the registry cannot be read; the values are shared
+// and never modified.
+type Clients interface {
+	clientauth.Clients
+	ResourceServer(ctx context.Context, id string) (*store.ResourceServer, error)
+}
+
+// Store is what the issuer needs of the token store directly. Client
+// credentials need nothing but readiness; later grants add their steps here.
+type Store interface {
+	// Ping reports whether the store answers (readiness).
+	Ping(ctx context.Context) error
+}
 
 // Deps are the service's dependencies, built by its main or by the
 // all-in-one dev server.
 type Deps struct {
 	Logger   *zap.Logger
 	Registry *prometheus.Registry
-	// Ready lists what /readyz checks (Redis, NATS, ...).
+	// Store is the token store; /readyz pings it.
+	Store Store
+	// Keys is the signing key ring, already running (Manager.Run).
+	Keys Keys
+	// Clients is the client and resource-server cache, already running.
+	Clients Clients
+	// Secrets checks client secrets against their stored hashes
+	// (*secret.Hasher).
+	Secrets clientauth.Verifier
+	// Clock replaces time.Now when set (tests).
+	Clock func() time.Time
+	// Ready lists further /readyz checks (NATS, ...); the store and the
+	// signing key are checked without being listed.
 	Ready []server.Check
 }
 
 // Service is one running issuer.
 type Service struct {
-	srv *server.Server
+	srv   *server.Server
+	token *tokenEndpoint
 }
 
-// New builds the service from a validated configuration.
+// New builds the service from a validated configuration and its
+// dependencies, and registers its routes: discovery (RFC 8414), JWKS and
+// /token on the public listener.
 func New(cfg *config.Config, deps Deps) (*Service, error) {
 	if cfg == nil || deps.Logger == nil || deps.Registry == nil {
 		return nil, errors.New("issuer: config, logger and registry are required")
 	}
+	if deps.Store == nil || deps.Keys == nil || deps.Clients == nil || deps.Secrets == nil {
+		return nil, errors.New("issuer: store, keys, clients and secrets are required")
+	}
+	now := deps.Clock
+	if now == nil {
+		now = time.Now
+	}
+	ready := append([]server.Check{
+		{Name: "store", Fn: deps.Store.Ping},
+		{Name: "signing_key", Fn: func(context.Context) error { return deps.Keys.Ready() }},
+	}, deps.Ready...)
 	sc := cfg.Services.Issuer
 	srv, err := server.New(server.Options{
 		Service:        "issuer",
@@ -39,16 +103,63 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 		RequestTimeout: cfg.Limits.RequestTimeout,
 		Logger:         deps.Logger,
 		Registry:       deps.Registry,
-		Ready:          deps.Ready,
+		Ready:          ready,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &Service{srv: srv}, nil
+	auth, err := clientauth.New(deps.Clients, deps.Secrets,
+		clientauth.WithClock(now), clientauth.WithLogger(deps.Logger), clientauth.WithRegisterer(deps.Registry),
+		clientauth.WithRetryAfter(retryAfter))
+	if err != nil {
+		return nil, err
+	}
+	met, err := newMetrics(deps.Registry)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := newTokenEndpoint(cfg, deps, auth, met, now)
+	if err != nil {
+		return nil, err
+	}
+	disc, err := newDiscovery(cfg, deps.Keys, tok.grantTypes())
+	if err != nil {
+		return nil, err
+	}
+
+	pub := srv.Public
+	for _, p := range disc.paths() {
+		pub.GET(p, disc.metadata)
+	}
+	pub.GET(jwksPath, disc.jwks)
+	pub.Any(tokenPath, tok.serve)
+	return &Service{srv: srv, token: tok}, nil
 }
+
+// Endpoint paths on the issuer's public listener.
+const (
+	// wellKnownPath is where RFC 8414 §3 puts the metadata.
+	wellKnownPath = "/.well-known/oauth-authorization-server"
+	jwksPath      = "/jwks.json"
+	tokenPath     = "/token"
+)
 
 // Server returns the listeners, for tests and for hosts that add routes.
 func (s *Service) Server() *server.Server { return s.srv }
 
-// Run serves until ctx ends.
+// Run serves until ctx ends, then drains in-flight requests.
 func (s *Service) Run(ctx context.Context) error { return s.srv.Run(ctx) }
+
+// issuerPath returns the path component of the issuer identifier, for the
+// RFC 8414 §3.1 well-known URL of an issuer with a path.
+func issuerPath(issuer string) (string, error) {
+	u, err := url.Parse(issuer)
+	if err != nil {
+		return "", fmt.Errorf("issuer: issuer identifier: %w", err)
+	}
+	p := u.EscapedPath()
+	if p == "/" {
+		p = ""
+	}
+	return p, nil
+}

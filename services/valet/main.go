@@ -1,8 +1,10 @@
 // Command valet is Valet's operator CLI (clients, keys, revocations, users)
-// and, later, the all-in-one dev server. Today it checks configurations:
+// and, later, the all-in-one dev server. Today it checks configurations and
+// revokes through the revocation service's admin API:
 //
 //	valet config check [--config FILE]   validate a configuration, listing every problem
 //	valet config keys                    list every configuration key and its env override
+//	valet revoke family|subject|client|token ...   see docs/revocation.md
 package main
 
 import (
@@ -20,9 +22,13 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 const usage = `usage:
   valet config check [--config FILE]   validate a configuration (file, then VALET_* overrides)
   valet config keys                    list every configuration key with its env variable and default
+  valet revoke family|subject|client|token ...   revoke through the admin API (valet revoke for help)
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "revoke" {
+		return runRevoke(args[1:], os.Getenv, stdout, stderr)
+	}
 	if len(args) < 2 || args[0] != "config" {
 		fmt.Fprint(stderr, usage)
 		return 2
