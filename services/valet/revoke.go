@@ -66,19 +66,13 @@ func runRevoke(args []string, getenv func(string) string, stdout, stderr io.Writ
 	issuer := fs.String("issuer", getenv(envIssuer), "")
 	subType := fs.String("type", "user", "")
 	exp := fs.Int64("exp", 0, "")
-	// Flags may come before or after the positional argument.
-	var pos []string
-	rest := args[1:]
-	for {
-		if err := fs.Parse(rest); err != nil {
-			fmt.Fprintf(stderr, "valet revoke %s: %v\n%s", kind, err, revokeUsage)
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		rest = fs.Args()[1:]
+	// Flags may come before or after the positional argument. Family ids
+	// and jtis are base64url and may start with '-', so only the names of
+	// defined flags are taken as flags; "--" ends the flags.
+	flags, pos := splitFlags(fs, args[1:])
+	if err := fs.Parse(flags); err != nil {
+		fmt.Fprintf(stderr, "valet revoke %s: %v\n%s", kind, err, revokeUsage)
+		return 2
 	}
 	if len(pos) != 1 {
 		fmt.Fprintf(stderr, "valet revoke %s: exactly one %s argument is required\n%s", kind, strings.ToUpper(kind), revokeUsage)
@@ -195,4 +189,30 @@ func postAdmin(ctx context.Context, c *http.Client, target string, body any) (ad
 		return out, fmt.Errorf("admin API refused the token (HTTP %d): %s", resp.StatusCode, detail)
 	}
 	return out, fmt.Errorf("admin API answered HTTP %d: %s", resp.StatusCode, detail)
+}
+
+// splitFlags separates the arguments that set fs's flags ("--name value",
+// "--name=value", one or two dashes) from positional ones. Anything else that
+// starts with '-' is positional: a family id or jti may begin with '-'.
+func splitFlags(fs *flag.FlagSet, args []string) (flags, pos []string) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return flags, append(pos, args[i+1:]...)
+		}
+		name, hasValue := strings.TrimLeft(a, "-"), false
+		if n, _, ok := strings.Cut(name, "="); ok {
+			name, hasValue = n, true
+		}
+		if !strings.HasPrefix(a, "-") || fs.Lookup(name) == nil {
+			pos = append(pos, a)
+			continue
+		}
+		flags = append(flags, a)
+		if !hasValue && i+1 < len(args) {
+			flags = append(flags, args[i+1])
+			i++
+		}
+	}
+	return flags, pos
 }
