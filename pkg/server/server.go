@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -66,6 +67,9 @@ type Server struct {
 	started  chan struct{}
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	// seriesCache maps seriesKey to *seriesMetrics. Routes are registered
+	// patterns (unmatched requests share one), so it stays small.
+	seriesCache sync.Map
 }
 
 // New builds a Server and registers its metrics.
@@ -139,8 +143,9 @@ func (s *Server) observe(listener string) echo.MiddlewareFunc {
 			}
 			status := c.Response().Status
 			elapsed := time.Since(start)
-			s.requests.WithLabelValues(listener, route, c.Request().Method, strconv.Itoa(status)).Inc()
-			s.latency.WithLabelValues(listener, route, c.Request().Method).Observe(elapsed.Seconds())
+			m := s.series(listener, route, methodLabel(c.Request().Method), status)
+			m.requests.Inc()
+			m.latency.Observe(elapsed.Seconds())
 			if ce := s.log.Check(levelFor(status), "request"); ce != nil {
 				ce.Write(
 					zap.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)),
@@ -307,8 +312,52 @@ func (s *Server) Addrs(ctx context.Context) (public, admin net.Addr, err error) 
 	return s.addrs[0], s.addrs[1], nil
 }
 
-func newRequestID() string {
-	var b [12]byte
+// requestIDs makes request ids from a random per-process prefix and a
+// counter: unique, cheap on the hot path, and unguessable enough for what
+// they are (correlation, not authentication).
+var requestIDs = func() func() string {
+	var b [6]byte
 	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	prefix := hex.EncodeToString(b[:]) + "-"
+	var n atomic.Uint64
+	return func() string { return prefix + strconv.FormatUint(n.Add(1), 36) }
+}()
+
+func newRequestID() string { return requestIDs() }
+
+// seriesKey names one label combination of the HTTP metrics.
+type seriesKey struct {
+	listener, route, method string
+	status                  int
+}
+
+// seriesMetrics are the resolved children of the HTTP metrics for one
+// seriesKey, cached so the hot path skips the label hashing of
+// WithLabelValues.
+type seriesMetrics struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
+}
+
+// methodLabel bounds the method label: a client choosing arbitrary methods
+// must not create unbounded metric series.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch, http.MethodHead, http.MethodOptions:
+		return m
+	}
+	return "other"
+}
+
+func (s *Server) series(listener, route, method string, status int) *seriesMetrics {
+	k := seriesKey{listener, route, method, status}
+	if m, ok := s.seriesCache.Load(k); ok {
+		return m.(*seriesMetrics)
+	}
+	m := &seriesMetrics{
+		requests: s.requests.WithLabelValues(listener, route, method, strconv.Itoa(status)),
+		latency:  s.latency.WithLabelValues(listener, route, method),
+	}
+	actual, _ := s.seriesCache.LoadOrStore(k, m)
+	return actual.(*seriesMetrics)
 }
