@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/labstack/echo/v4"
@@ -23,6 +24,7 @@ const metadataMaxAge = 300
 // OIDC does.
 type metadata struct {
 	Issuer                string `json:"issuer"`
+	AuthorizationEndpoint string `json:"authorization_endpoint,omitempty"`
 	TokenEndpoint         string `json:"token_endpoint"`
 	JWKSURI               string `json:"jwks_uri"`
 	IntrospectionEndpoint string `json:"introspection_endpoint"`
@@ -62,6 +64,12 @@ func newDiscovery(cfg *config.Config, k Keys, grants []string) (*discovery, erro
 		IntrospectionEndpointAuthMethodsSupported: confidential,
 		RevocationEndpointAuthMethodsSupported:    methods,
 		CodeChallengeMethodsSupported:             []string{"S256"},
+	}
+	if slices.Contains(grants, grantAuthorizationCode) {
+		// /authorize exists: code only (RFC 9700 §2.1.2), RFC 9207 iss.
+		m.AuthorizationEndpoint = cfg.Services.Issuer.URL(authorizePath)
+		m.ResponseTypesSupported = []string{"code"}
+		m.AuthorizationResponseIssParameterSupported = true
 	}
 	doc, err := json.Marshal(m)
 	if err != nil {

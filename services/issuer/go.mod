@@ -11,6 +11,7 @@ require (
 	github.com/valetauth/valet/events v0.0.0
 	github.com/valetauth/valet/pkg v0.0.0
 	github.com/valetauth/valet/pkg/bus v0.0.0
+	github.com/valetauth/valet/pkg/edge v0.0.0
 	github.com/valetauth/valet/pkg/testenv v0.0.0
 	go.uber.org/zap v1.28.0
 	golang.org/x/oauth2 v0.38.0

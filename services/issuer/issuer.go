@@ -65,9 +65,24 @@ type Deps struct {
 	Secrets clientauth.Verifier
 	// Clock replaces time.Now when set (tests).
 	Clock func() time.Time
+
+	// Grants, Sessions, Users and Revoker, all set, turn on the user
+	// grants: /authorize with its login and consent pages, and the
+	// authorization_code and refresh_token grants at /token
+	// (docs/authorize.md). All nil: client credentials only.
+	Grants   Grants
+	Sessions Sessions
+	Users    Users
+	Revoker  FamilyRevoker
+	// Audit publishes family.created and family.rotated, best effort
+	// (*bus.Publisher); nil publishes nothing.
+	Audit AuditPublisher
 	// Ready lists further /readyz checks (NATS, ...); the store and the
 	// signing key are checked without being listed.
 	Ready []server.Check
+	// Admin, when set, mounts the admin API (admin.go) on the admin
+	// listener behind pkg/adminauth.
+	Admin *AdminDeps
 }
 
 // Service is one running issuer.
@@ -133,6 +148,18 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 	}
 	pub.GET(jwksPath, disc.jwks)
 	pub.Any(tokenPath, tok.serve)
+	if deps.Admin != nil {
+		if err := mountAdmin(cfg, srv, *deps.Admin, deps.Logger, now); err != nil {
+			return nil, err
+		}
+	}
+	if deps.Grants != nil {
+		az, err := newAuthorize(cfg, deps, tok, now)
+		if err != nil {
+			return nil, err
+		}
+		az.register(pub)
+	}
 	return &Service{srv: srv, token: tok}, nil
 }
 

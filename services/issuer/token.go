@@ -48,9 +48,14 @@ type tokenRequest struct {
 	client *store.Client
 	method clientauth.Method // how the client authenticated; grants for public clients read it
 	now    time.Time
-	scope  []byte // the granted scope value
-	claims []byte // the JWT claims
-	out    []byte // the response body
+	// subject and fid are set by user grants (authorization code, refresh):
+	// the token's sub is then the user, not the client, and it carries the
+	// family id claim. Empty for client credentials.
+	subject string
+	fid     string
+	scope   []byte // the granted scope value
+	claims  []byte // the JWT claims
+	out     []byte // the response body
 }
 
 var requestPool = sync.Pool{New: func() any {
@@ -63,6 +68,8 @@ type issued struct {
 	accessToken []byte
 	expiresIn   int64
 	scope       []byte
+	// refreshToken is the vrt_ token to return, if any (user grants).
+	refreshToken string
 }
 
 // grantHandler handles one grant type at /token (fosite's
@@ -110,6 +117,13 @@ func newTokenEndpoint(cfg *config.Config, deps Deps, auth *clientauth.Authentica
 	}
 	t.claimsPrefix = append(appendJSONString([]byte(`{"iss":`), cfg.Issuer), `,"sub":`...)
 	t.handlers = []grantHandler{&clientCredentials{t: t}}
+	if deps.Grants != nil {
+		ug, err := newUserGrants(cfg, deps, t)
+		if err != nil {
+			return nil, err
+		}
+		t.handlers = append(t.handlers, &authorizationCode{g: ug}, &refreshGrant{g: ug})
+	}
 	return t, nil
 }
 
@@ -133,10 +147,15 @@ func (t *tokenEndpoint) serve(c echo.Context) error {
 		t.met.latency.WithLabelValues(grantLabel(grant)).Observe(time.Since(start).Seconds())
 	} else {
 		writeToken(w, req, res)
-		t.met.ccIssued.Inc() // the only grant so far: see grantHandler
-		t.met.ccLatency.Observe(time.Since(start).Seconds())
+		if grant == grantClientCredentials {
+			t.met.ccIssued.Inc()
+			t.met.ccLatency.Observe(time.Since(start).Seconds())
+		} else {
+			t.met.issued.WithLabelValues(grant, string(req.client.Type)).Inc()
+			t.met.latency.WithLabelValues(grant).Observe(time.Since(start).Seconds())
+		}
 	}
-	req.client = nil
+	req.client, req.subject, req.fid = nil, "", ""
 	requestPool.Put(req)
 	return nil
 }
@@ -202,36 +221,57 @@ func (h *clientCredentials) handle(ctx context.Context, req *tokenRequest) (issu
 	if cl.Type != store.Confidential {
 		return issued{}, oautherr.ErrUnauthorizedClient.WithDescription("Only confidential clients may use the client_credentials grant.")
 	}
+	aud, rs, scope, err := t.target(ctx, cl, req.form.Count("resource"), req.form.Get("resource"), req.form.Get("scope"), req.scope[:0])
+	req.scope = scope
+	if err != nil {
+		return issued{}, err
+	}
+	return t.mint(req, aud, t.lifetime(cl, rs))
+}
+
+// target resolves the resource and scope of a request by cl, shared by the
+// client credentials grant and /authorize:
+//   - resource: the one requested (RFC 8707 §2; count is how many were
+//     sent), else the client's default; neither, several, or one the client
+//     may not use: invalid_target;
+//   - scope: appended to dst by grantScope (invalid_scope);
+//
+// A registry that cannot be read is temporarily_unavailable.
+func (t *tokenEndpoint) target(ctx context.Context, cl *store.Client, count int, resource, scope string, dst []byte) (string, *store.ResourceServer, []byte, error) {
 	var aud string
-	switch req.form.Count("resource") {
+	switch count {
 	case 0:
 		aud = cl.DefaultResource
 	case 1:
-		aud = req.form.Get("resource")
+		aud = resource
 	default:
-		return issued{}, oautherr.ErrInvalidTarget.WithDescription("Only one resource per token request is supported; request one token per resource.")
+		return "", nil, dst, oautherr.ErrInvalidTarget.WithDescription("Only one resource per token request is supported; request one token per resource.")
 	}
 	if aud == "" {
 		if cl.DefaultResource == "" {
-			return issued{}, oautherr.ErrInvalidTarget.WithDescription("No resource was requested and the client has no default resource.")
+			return "", nil, dst, oautherr.ErrInvalidTarget.WithDescription("No resource was requested and the client has no default resource.")
 		}
 		aud = cl.DefaultResource
 	}
 	allowed, ok := cl.Resources[aud]
 	if !ok {
-		return issued{}, oautherr.ErrInvalidTarget.WithDescription("The client may not request tokens for this resource.")
+		return "", nil, dst, oautherr.ErrInvalidTarget.WithDescription("The client may not request tokens for this resource.")
 	}
 	rs, err := t.clients.ResourceServer(ctx, aud)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return issued{}, oautherr.ErrInvalidTarget.WithDescription("The resource is not registered.")
+		return "", nil, dst, oautherr.ErrInvalidTarget.WithDescription("The resource is not registered.")
 	case err != nil:
-		return issued{}, unavailable("The resource registry is temporarily unavailable.", err)
+		return "", nil, dst, unavailable("The resource registry is temporarily unavailable.", err)
 	}
-	req.scope, err = grantScope(req.scope[:0], req.form.Get("scope"), allowed, rs.Scopes)
-	if err != nil {
-		return issued{}, err
-	}
+	dst, err = grantScope(dst, scope, allowed, rs.Scopes)
+	return aud, rs, dst, err
+}
+
+// lifetime is the access-token lifetime for cl at rs: the shorter of the
+// client's and the resource's lifetimes (either may be unset, both unset is
+// the configured default), capped by the global maximum.
+func (t *tokenEndpoint) lifetime(cl *store.Client, rs *store.ResourceServer) time.Duration {
 	lifetime := t.defaultLifetime
 	switch c, r := cl.AccessTokenLifetime, rs.AccessTokenLifetime; {
 	case c > 0 && r > 0:
@@ -241,7 +281,7 @@ func (h *clientCredentials) handle(ctx context.Context, req *tokenRequest) (issu
 	case r > 0:
 		lifetime = r
 	}
-	return t.mint(req, aud, min(lifetime, t.maxLifetime))
+	return min(lifetime, t.maxLifetime)
 }
 
 // grantScope appends to dst the scope to grant (RFC 6749 §3.3) and returns
@@ -317,8 +357,9 @@ func appendToken(dst []byte, tok string) []byte {
 
 // mint signs an RFC 9068 access token for req's client at aud with
 // req.scope, valid for lifetime (whole seconds, at least one). The header is
-// {"alg","kid","typ":"at+jwt"}; the claims are iss, sub (the client id: the
-// client acts for itself, RFC 9068 §2.2), aud, exp, iat, nbf, jti, client_id
+// {"alg","kid","typ":"at+jwt"}; the claims are iss, sub (req.subject for a
+// user grant, else the client id: the client acts for itself, RFC 9068
+// §2.2), aud, exp, iat, nbf, jti, client_id, fid (req.fid, user grants only)
 // and scope. Without a key this replica may sign with — none loaded, the
 // view stale, the new key not yet announced — it issues nothing: 503.
 func (t *tokenEndpoint) mint(req *tokenRequest, aud string, lifetime time.Duration) (issued, error) {
@@ -335,7 +376,11 @@ func (t *tokenEndpoint) mint(req *tokenRequest, aud string, lifetime time.Durati
 	cl := req.client
 
 	b := append(req.claims[:0], t.claimsPrefix...)
-	b = appendJSONString(b, cl.ID)
+	if req.subject != "" {
+		b = appendJSONString(b, req.subject)
+	} else {
+		b = appendJSONString(b, cl.ID)
+	}
 	b = append(b, `,"aud":`...)
 	b = appendJSONString(b, aud)
 	b = append(b, `,"exp":`...)
@@ -348,6 +393,11 @@ func (t *tokenEndpoint) mint(req *tokenRequest, aud string, lifetime time.Durati
 	b = append(b, jti...) // base64url: nothing to escape
 	b = append(b, `","client_id":`...)
 	b = appendJSONString(b, cl.ID)
+	if req.fid != "" {
+		b = append(b, `,"`+token.FamilyClaim+`":"`...)
+		b = append(b, req.fid...) // base64url: nothing to escape
+		b = append(b, '"')
+	}
 	if len(req.scope) > 0 {
 		b = append(b, `,"scope":"`...)
 		b = append(b, req.scope...) // scope-tokens: nothing to escape
@@ -380,6 +430,11 @@ func writeToken(w http.ResponseWriter, req *tokenRequest, res issued) {
 	if len(res.scope) > 0 {
 		b = append(b, `,"scope":"`...)
 		b = append(b, res.scope...)
+		b = append(b, '"')
+	}
+	if res.refreshToken != "" {
+		b = append(b, `,"refresh_token":"`...)
+		b = append(b, res.refreshToken...) // vrt_: base64url, '_' and '.'
 		b = append(b, '"')
 	}
 	b = append(b, '}')

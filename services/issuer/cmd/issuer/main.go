@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"runtime/debug"
 	"sync"
@@ -29,11 +30,13 @@ import (
 	"github.com/valetauth/valet/pkg/bus"
 	"github.com/valetauth/valet/pkg/clients"
 	"github.com/valetauth/valet/pkg/config"
+	"github.com/valetauth/valet/pkg/edge"
 	"github.com/valetauth/valet/pkg/keys"
 	"github.com/valetauth/valet/pkg/revoke"
 	"github.com/valetauth/valet/pkg/secret"
 	"github.com/valetauth/valet/pkg/server"
 	redisstore "github.com/valetauth/valet/pkg/store/redis"
+	"github.com/valetauth/valet/pkg/users"
 	"github.com/valetauth/valet/services/issuer"
 )
 
@@ -170,9 +173,47 @@ func build(ctx context.Context, env boot.Env) (boot.Runner, error) {
 		return nil, err
 	}
 
+	// The admin API's tokens are checked by the edge's own code, against
+	// this replica's key ring served in-process (issuer.LocalJWKS).
+	chk, err := edge.NewChecker(edge.CheckerConfig{
+		Issuer:           cfg.Issuer,
+		JWKSURL:          cfg.Services.Issuer.URL("/jwks.json"),
+		MaxTokenLifetime: cfg.Tokens.MaxAccessTokenLifetime,
+		ClockSkew:        cfg.Tokens.ClockSkew,
+		HTTPClient:       &http.Client{Transport: issuer.LocalJWKS(km), Timeout: 10 * time.Second},
+		// In-process and cheap: a revoked key stops admitting admin tokens
+		// within seconds, and a key activated by `valet keys rotate
+		// --immediate` is learnt on its first token.
+		RefreshInterval:    5 * time.Second,
+		UnknownKIDInterval: 10 * time.Millisecond,
+	})
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	if err := chk.Start(ctx); err != nil {
+		// The key ring loads when Run starts; the checker retries.
+		log.Debug("admin token checker: keys not loaded yet", zap.Error(err))
+	}
+	closeAll = func() { _ = chk.Close(); nc.Close(); _ = st.Close() }
+
+	// Users live in the same Redis, under the same prefix (pkg/users).
+	ua, err := users.NewAuthenticator(users.NewRedis(rdb, cfg.Redis.KeyPrefix), users.DefaultParams)
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
 	svc, err := issuer.New(cfg, issuer.Deps{
 		Logger: log, Registry: env.Registry,
 		Store: st, Keys: km, Clients: cache, Secrets: hasher,
+		Grants: st, Sessions: st, Users: ua, Revoker: rev, Audit: pub,
+		Admin: &issuer.AdminDeps{
+			Store: st, Checker: chk, Revoker: rev, Keys: km, Hasher: hasher, Cache: cache,
+			Publisher: keys.PublisherFunc(func(ctx context.Context, e events.Event) error {
+				_, err := pub.Publish(ctx, e)
+				return err
+			}),
+		},
 		Ready: []server.Check{{Name: "nats", Fn: func(context.Context) error {
 			if s := nc.Status(); s != nats.CONNECTED {
 				return fmt.Errorf("nats %s", s)

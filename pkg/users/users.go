@@ -1,0 +1,54 @@
+// Package users is the issuer's local user store: accounts with argon2id
+// password hashes (RFC 9106), behind a narrow interface so that an upstream
+// OIDC or LDAP login can replace it later.
+//
+// Backends: Redis (this package, keys under the store's prefix). A bbolt
+// backend for the embedded dev default is not written yet.
+package users
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors; backends wrap them with %w.
+var (
+	// ErrNotFound: no such user.
+	ErrNotFound = errors.New("users: not found")
+	// ErrAlreadyExists: the username is taken.
+	ErrAlreadyExists = errors.New("users: already exists")
+	// ErrInvalidCredentials: unknown user, wrong password or disabled
+	// account; deliberately one error so that a login page cannot tell them
+	// apart.
+	ErrInvalidCredentials = errors.New("users: invalid credentials")
+	// ErrUnavailable: the backend cannot be reached.
+	ErrUnavailable = errors.New("users: unavailable")
+)
+
+// User is one account. PasswordHash is an argon2id PHC string; the password
+// itself is never stored.
+type User struct {
+	// Username is what the person types; unique.
+	Username string `json:"username"`
+	// Subject is the stable, opaque id used as the access token's sub; it
+	// survives renames and password resets.
+	Subject      string    `json:"sub"`
+	PasswordHash string    `json:"password_hash"`
+	Disabled     bool      `json:"disabled,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+// Store keeps users. Every backend implements it.
+type Store interface {
+	// Create stores u; ErrAlreadyExists if the username is taken.
+	Create(ctx context.Context, u User) error
+	// Get returns the user or ErrNotFound.
+	Get(ctx context.Context, username string) (User, error)
+	// Put replaces an existing user (password reset, disable);
+	// ErrNotFound if there is none.
+	Put(ctx context.Context, u User) error
+	// List returns every user ordered by username.
+	List(ctx context.Context) ([]User, error)
+}

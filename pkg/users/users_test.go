@@ -1,0 +1,115 @@
+package users_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/valetauth/valet/pkg/testenv"
+	"github.com/valetauth/valet/pkg/users"
+)
+
+var fast = users.Params{Memory: 64, Time: 1, Threads: 1}
+
+func TestHashVerify(t *testing.T) {
+	h, err := users.Hash("correct horse", fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(h, "$argon2id$v=19$m=64,t=1,p=1$") {
+		t.Fatalf("hash %q: want a PHC argon2id string", h)
+	}
+	for _, tc := range []struct {
+		name, hash, pw string
+		ok, err        bool
+	}{
+		{"match", h, "correct horse", true, false},
+		{"mismatch", h, "wrong", false, false},
+		{"not argon2id", "$argon2i$v=19$m=64,t=1,p=1$AAAA$AAAA", "x", false, true},
+		{"garbage", "x", "x", false, true},
+		{"huge memory", "$argon2id$v=19$m=99999999,t=1,p=1$AAAA$AAAA", "x", false, true},
+		{"zero passes", "$argon2id$v=19$m=64,t=0,p=1$AAAA$AAAA", "x", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ok, err := users.Verify(tc.hash, tc.pw)
+			if ok != tc.ok || (err != nil) != tc.err {
+				t.Fatalf("Verify = %v, %v; want %v, error %v", ok, err, tc.ok, tc.err)
+			}
+		})
+	}
+}
+
+func newRedis(t *testing.T) *users.Redis {
+	t.Helper()
+	srv := testenv.Redis(t)
+	opt, err := goredis.ParseURL(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := goredis.NewClient(opt)
+	t.Cleanup(func() { _ = rdb.Close() })
+	return users.NewRedis(rdb, srv.Prefix)
+}
+
+func TestRedisAuthenticator(t *testing.T) {
+	ctx := context.Background()
+	st := newRedis(t)
+	a, err := users.NewAuthenticator(st, fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := a.Add(ctx, "alice@example.com", "pw-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(u.Subject, "usr_") || strings.Contains(u.PasswordHash, "pw-1") {
+		t.Fatalf("user %+v", u)
+	}
+	if _, err := a.Add(ctx, "alice@example.com", "x"); !errors.Is(err, users.ErrAlreadyExists) {
+		t.Fatalf("duplicate: %v", err)
+	}
+	if _, err := a.Add(ctx, "", "x"); err == nil {
+		t.Fatal("empty username accepted")
+	}
+	cases := []struct {
+		name, user, pw string
+		want           error
+	}{
+		{"ok", "alice@example.com", "pw-1", nil},
+		{"wrong password", "alice@example.com", "pw-2", users.ErrInvalidCredentials},
+		{"unknown user", "bob", "pw-1", users.ErrInvalidCredentials},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := a.Authenticate(ctx, tc.user, tc.pw)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err %v, want %v", err, tc.want)
+			}
+			if err == nil && got.Subject != u.Subject {
+				t.Fatalf("subject %q, want %q", got.Subject, u.Subject)
+			}
+		})
+	}
+	if err := a.SetPassword(ctx, "alice@example.com", "pw-2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Authenticate(ctx, "alice@example.com", "pw-2"); err != nil {
+		t.Fatalf("after reset: %v", err)
+	}
+	if err := a.SetDisabled(ctx, "alice@example.com", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Authenticate(ctx, "alice@example.com", "pw-2"); !errors.Is(err, users.ErrInvalidCredentials) {
+		t.Fatalf("disabled: %v", err)
+	}
+	if err := a.SetPassword(ctx, "nobody", "x"); !errors.Is(err, users.ErrNotFound) {
+		t.Fatalf("reset unknown: %v", err)
+	}
+	list, err := st.List(ctx)
+	if err != nil || len(list) != 1 || list[0].Username != "alice@example.com" {
+		t.Fatalf("List = %v, %v", list, err)
+	}
+}

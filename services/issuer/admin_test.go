@@ -1,0 +1,420 @@
+package issuer_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/valetauth/valet/events"
+	"github.com/valetauth/valet/pkg/adminauth"
+	"github.com/valetauth/valet/pkg/bus"
+	"github.com/valetauth/valet/pkg/edge"
+	"github.com/valetauth/valet/pkg/keys"
+	"github.com/valetauth/valet/pkg/revoke"
+	"github.com/valetauth/valet/pkg/store"
+	"github.com/valetauth/valet/services/issuer"
+)
+
+// adminHarness is the harness plus a second issuer on the same store, keys
+// and cache that serves the admin API, and two clients of the admin
+// audience: "ops" (valet:admin) and "viewer" (valet:read only).
+type adminHarness struct {
+	*harness
+	url, adminURL string
+	opsSecret     string
+	viewerSecret  string
+}
+
+const opsID = "ops"
+
+func newAdminHarness(t *testing.T) *adminHarness {
+	t.Helper()
+	h := newHarness(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+
+	aud := adminauth.Audience(testIssuer)
+	if err := h.st.CreateResourceServer(ctx, store.ResourceServer{ID: aud, Name: "Valet admin", Scopes: []string{adminauth.Scope, "valet:read"}}); err != nil {
+		t.Fatal(err)
+	}
+	a := &adminHarness{harness: h}
+	a.opsSecret = h.createClient(store.Client{ID: opsID, Type: store.Confidential, GrantTypes: []string{"client_credentials"},
+		Resources: map[string][]string{aud: {adminauth.Scope}}, DefaultResource: aud})
+	a.viewerSecret = h.createClient(store.Client{ID: "viewer", Type: store.Confidential, GrantTypes: []string{"client_credentials"},
+		Resources: map[string][]string{aud: {"valet:read"}, apiID: {"read"}}, DefaultResource: aud})
+
+	// As cmd/issuer: the edge's checker over the issuer's own key ring.
+	chk, err := edge.NewChecker(edge.CheckerConfig{Issuer: testIssuer, JWKSURL: testIssuer + "/jwks.json", MaxTokenLifetime: 15 * time.Minute,
+		HTTPClient: &http.Client{Transport: issuer.LocalJWKS(h.keys)}, UnknownKIDInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chk.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = chk.Close() })
+	rev, err := revoke.New(revoke.Config{Source: testIssuer, Prefix: h.prefix, Retain: time.Hour}, h.st, h.pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := issuer.New(h.cfg, issuer.Deps{
+		Logger: zapNop(nil), Registry: prometheus.NewRegistry(),
+		Store: h.st, Keys: h.keys, Clients: h.cache, Secrets: h.hasher, Clock: h.clock.Now,
+		Admin: &issuer.AdminDeps{
+			Store: h.st, Checker: chk, Revoker: rev, Keys: h.keys, Hasher: h.hasher, Cache: h.cache,
+			Publisher: keys.PublisherFunc(func(ctx context.Context, e events.Event) error { _, err := h.pub.Publish(ctx, e); return err }),
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = svc.Run(ctx) }()
+	pub, adm, err := svc.Server().Addrs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.url, a.adminURL = "http://"+pub.String(), "http://"+adm.String()
+	return a
+}
+
+// tokenFor returns an access token of id for resource and scope.
+func (a *adminHarness) tokenFor(t *testing.T, id, sec, resource, scope string) string {
+	t.Helper()
+	cc := clientcredentials.Config{ClientID: id, ClientSecret: sec, TokenURL: a.url + "/token", Scopes: strings.Fields(scope),
+		EndpointParams: url.Values{"resource": {resource}}, AuthStyle: oauth2.AuthStyleInHeader}
+	tok, err := cc.Token(context.Background())
+	if err != nil {
+		t.Fatalf("token for %s: %v", id, err)
+	}
+	return tok.AccessToken
+}
+
+func (a *adminHarness) opsToken(t *testing.T) string {
+	return a.tokenFor(t, opsID, a.opsSecret, adminauth.Audience(testIssuer), adminauth.Scope)
+}
+
+// call sends an admin request with bearer tok and decodes the JSON answer.
+func (a *adminHarness) call(t *testing.T, tok, method, path string, body any) (int, map[string]any) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, a.adminURL+path, rd)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	var out map[string]any
+	_ = json.Unmarshal(raw, &out)
+	if out == nil {
+		out = map[string]any{"raw": string(raw)}
+	}
+	return res.StatusCode, out
+}
+
+// canGetToken reports whether id/sec gets a token for apiID.
+func (a *adminHarness) canGetToken(id, sec string) bool {
+	cc := clientcredentials.Config{ClientID: id, ClientSecret: sec, TokenURL: a.url + "/token", Scopes: []string{"read"},
+		EndpointParams: url.Values{"resource": {apiID}}, AuthStyle: oauth2.AuthStyleInHeader}
+	_, err := cc.Token(context.Background())
+	return err == nil
+}
+
+func TestAdminAuthRefusals(t *testing.T) {
+	a := newAdminHarness(t)
+	aud := adminauth.Audience(testIssuer)
+	tests := []struct {
+		name       string
+		tok        string
+		wantStatus int
+		wantCode   string
+	}{
+		{"no token", "", 401, ""},
+		{"garbage", "not-a-jwt", 401, "invalid_token"},
+		{"token for another audience", a.tokenFor(t, "viewer", a.viewerSecret, apiID, "read"), 401, "invalid_token"},
+		{"admin audience without the admin scope", a.tokenFor(t, "viewer", a.viewerSecret, aud, "valet:read"), 403, "insufficient_scope"},
+		{"admin token", a.opsToken(t), 200, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, p := range []struct{ m, path string }{{"GET", "/admin/clients"}, {"POST", "/admin/keys/rewrap"}} {
+				st, body := a.call(t, tt.tok, p.m, p.path, nil)
+				if st != tt.wantStatus || (tt.wantCode != "" && body["error"] != tt.wantCode) {
+					t.Fatalf("%s %s: %d %v, want %d %s", p.m, p.path, st, body, tt.wantStatus, tt.wantCode)
+				}
+			}
+		})
+	}
+}
+
+func TestAdminClientLifecycle(t *testing.T) {
+	a := newAdminHarness(t)
+	tok := a.opsToken(t)
+
+	// Create: the secret comes back once and works with x/oauth2.
+	st, body := a.call(t, tok, "POST", "/admin/clients", map[string]any{
+		"client_id": "svc-new", "name": "New", "grant_types": []string{"client_credentials"},
+		"resources": map[string][]string{apiID: {"read"}}, "default_resource": apiID,
+	})
+	if st != 201 {
+		t.Fatalf("create: %d %v", st, body)
+	}
+	sec1, _ := body["client_secret"].(string)
+	if !strings.HasPrefix(sec1, "vcs_") || body["version"] != float64(1) {
+		t.Fatalf("create answer %v", body)
+	}
+	if !a.canGetToken("svc-new", sec1) {
+		t.Fatal("the returned secret does not work")
+	}
+	if stored, _ := a.st.GetClient(context.Background(), "svc-new"); len(stored.Secrets) != 1 || bytes.Contains(stored.Secrets[0].Hash, []byte(sec1)) {
+		t.Fatalf("stored secrets %+v", stored.Secrets)
+	}
+	// Reads never show a secret.
+	if st, body = a.call(t, tok, "GET", "/admin/clients/svc-new", nil); st != 200 || body["client_secret"] != nil {
+		t.Fatalf("get: %d %v", st, body)
+	}
+	if st, body = a.call(t, tok, "GET", "/admin/clients", nil); st != 200 || len(body["clients"].([]any)) < 4 {
+		t.Fatalf("list: %d %v", st, body)
+	}
+
+	// Validation, duplicates, unknowns, conflicts.
+	tests := []struct {
+		name, method, path string
+		body               any
+		wantStatus         int
+		wantCode           string
+	}{
+		{"duplicate", "POST", "/admin/clients", map[string]any{"client_id": "svc-new", "grant_types": []string{"client_credentials"}}, 409, "conflict"},
+		{"unknown grant", "POST", "/admin/clients", map[string]any{"client_id": "x", "grant_types": []string{"password"}}, 400, "invalid_request"},
+		{"public client credentials", "POST", "/admin/clients", map[string]any{"client_id": "x", "type": "public", "grant_types": []string{"client_credentials"}}, 400, "invalid_request"},
+		{"unregistered resource", "POST", "/admin/clients", map[string]any{"client_id": "x", "grant_types": []string{"client_credentials"}, "resources": map[string][]string{orphanID: {"x"}}}, 400, "invalid_request"},
+		{"undefined scope", "POST", "/admin/clients", map[string]any{"client_id": "x", "grant_types": []string{"client_credentials"}, "resources": map[string][]string{apiID: {"delete"}}}, 400, "invalid_request"},
+		{"unknown field", "POST", "/admin/clients", map[string]any{"client_id": "x", "secret": "mine"}, 400, "invalid_request"},
+		{"not json", "POST", "/admin/clients", nil, 400, "invalid_request"},
+		{"get unknown", "GET", "/admin/clients/nobody", nil, 404, "not_found"},
+		{"delete unknown", "DELETE", "/admin/clients/nobody", nil, 404, "not_found"},
+		{"rotate unknown", "POST", "/admin/clients/nobody/secret", nil, 404, "not_found"},
+		{"stale version", "PUT", "/admin/clients/svc-new", map[string]any{"grant_types": []string{"client_credentials"}, "version": 7}, 409, "conflict"},
+		{"no version", "PUT", "/admin/clients/svc-new", map[string]any{"grant_types": []string{"client_credentials"}}, 400, "invalid_request"},
+		{"bad previous_ttl", "POST", "/admin/clients/svc-new/secret", map[string]any{"previous_ttl": "forever"}, 400, "invalid_request"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, body := a.call(t, tok, tt.method, tt.path, tt.body)
+			if st != tt.wantStatus || body["error"] != tt.wantCode {
+				t.Fatalf("%d %v, want %d %s", st, body, tt.wantStatus, tt.wantCode)
+			}
+		})
+	}
+
+	// Update with the version read: 200 and the next version; the client
+	// event evicts caches.
+	st, body = a.call(t, tok, "PUT", "/admin/clients/svc-new", map[string]any{
+		"name": "Renamed", "grant_types": []string{"client_credentials"},
+		"resources": map[string][]string{apiID: {"read", "write"}}, "default_resource": apiID, "version": 1,
+	})
+	if st != 200 || body["name"] != "Renamed" || body["version"] != float64(2) {
+		t.Fatalf("update: %d %v", st, body)
+	}
+	if st, body = a.call(t, tok, "PUT", "/admin/clients/svc-new", map[string]any{"grant_types": []string{"client_credentials"}, "version": 1}); st != 409 {
+		t.Fatalf("update with the old version: %d %v", st, body)
+	}
+
+	// Rotate: both secrets work until the old one's expiry.
+	st, body = a.call(t, tok, "POST", "/admin/clients/svc-new/secret", map[string]any{"previous_ttl": "1h"})
+	sec2, _ := body["client_secret"].(string)
+	if st != 200 || sec2 == "" || sec2 == sec1 || len(body["secrets"].([]any)) != 2 {
+		t.Fatalf("rotate: %d %v", st, body)
+	}
+	if !a.canGetToken("svc-new", sec1) || !a.canGetToken("svc-new", sec2) {
+		t.Fatal("both secrets must work during the rotation")
+	}
+	a.clock.Advance(time.Hour)
+	if a.canGetToken("svc-new", sec1) || !a.canGetToken("svc-new", sec2) {
+		t.Fatal("after previous_ttl only the new secret may work")
+	}
+	// A second rotation keeps at most two secrets.
+	if st, body = a.call(t, tok, "POST", "/admin/clients/svc-new/secret", nil); st != 200 || len(body["secrets"].([]any)) != 2 {
+		t.Fatalf("second rotate: %d %v", st, body)
+	}
+	sec3 := body["client_secret"].(string)
+	if !a.canGetToken("svc-new", sec2) || !a.canGetToken("svc-new", sec3) {
+		t.Fatal("default previous_ttl keeps the previous secret")
+	}
+	a.assertEvent(t, events.TypeClientSecretRotated, "svc-new")
+
+	// Disable: token requests refused; client.revoked in the stream.
+	if st, body = a.call(t, tok, "POST", "/admin/clients/svc-new/disable", nil); st != 200 || body["disabled"] != true {
+		t.Fatalf("disable: %d %v", st, body)
+	}
+	if a.canGetToken("svc-new", sec3) {
+		t.Fatal("a disabled client got a token")
+	}
+	a.assertEvent(t, events.TypeClientRevoked, "svc-new")
+	if d, err := a.st.DenyState(context.Background(), store.DenyQuery{ClientID: "svc-new"}); err != nil || d.ClientCutoff.IsZero() {
+		t.Fatalf("deny state %+v %v", d, err)
+	}
+	// Disabling through PUT is refused; re-enabling through PUT works.
+	cur, _ := a.st.GetClient(context.Background(), "svc-new")
+	if st, body = a.call(t, tok, "PUT", "/admin/clients/svc-new", map[string]any{"grant_types": []string{"client_credentials"},
+		"resources": map[string][]string{apiID: {"read"}}, "default_resource": apiID, "version": cur.Version}); st != 200 || body["disabled"] != false {
+		t.Fatalf("re-enable: %d %v", st, body)
+	}
+	a.eventually("re-enabled client gets a token", func() bool { return a.canGetToken("svc-new", sec3) })
+
+	// Delete.
+	if st, body = a.call(t, tok, "DELETE", "/admin/clients/svc-new", nil); st != 200 {
+		t.Fatalf("delete: %d %v", st, body)
+	}
+	if a.canGetToken("svc-new", sec3) {
+		t.Fatal("a deleted client got a token")
+	}
+	a.assertEvent(t, events.TypeClientDeleted, "svc-new")
+	if st, _ = a.call(t, tok, "GET", "/admin/clients/svc-new", nil); st != 404 {
+		t.Fatalf("get after delete: %d", st)
+	}
+}
+
+// assertEvent checks that the last event of type typ on the stream names
+// clientID and carries the ops actor.
+func (a *adminHarness) assertEvent(t *testing.T, typ events.Type, clientID string) {
+	t.Helper()
+	s, err := a.js.Stream(context.Background(), bus.StreamName(a.prefix, events.StreamRevocations))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := s.GetLastMsgForSubject(context.Background(), a.prefix+"."+string(typ))
+	if err != nil {
+		t.Fatalf("no %s event: %v", typ, err)
+	}
+	e, err := events.Decode(msg.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Actor != opsID || !strings.Contains(string(msg.Data), `"client_id":"`+clientID+`"`) {
+		t.Fatalf("%s event %s: actor %q", typ, msg.Data, e.Actor)
+	}
+}
+
+func TestAdminResourceServers(t *testing.T) {
+	a := newAdminHarness(t)
+	tok := a.opsToken(t)
+	const id = "https://orders.example.test/"
+	esc := "/admin/resource-servers/" + url.PathEscape(id)
+	st, body := a.call(t, tok, "POST", "/admin/resource-servers", map[string]any{"id": id, "name": "Orders", "scopes": []string{"orders:read"}, "access_token_lifetime": 120})
+	if st != 201 || body["version"] != float64(1) {
+		t.Fatalf("create: %d %v", st, body)
+	}
+	tests := []struct {
+		name, method, path string
+		body               any
+		wantStatus         int
+		wantCode           string
+	}{
+		{"duplicate", "POST", "/admin/resource-servers", map[string]any{"id": id, "scopes": []string{"a"}}, 409, "conflict"},
+		{"relative id", "POST", "/admin/resource-servers", map[string]any{"id": "orders", "scopes": []string{"a"}}, 400, "invalid_request"},
+		{"bad scope", "POST", "/admin/resource-servers", map[string]any{"id": "urn:x", "scopes": []string{"a b"}}, 400, "invalid_request"},
+		{"lifetime too long", "POST", "/admin/resource-servers", map[string]any{"id": "urn:x", "access_token_lifetime": 1 << 40}, 400, "invalid_request"},
+		{"unknown", "GET", "/admin/resource-servers/" + url.PathEscape("urn:none"), nil, 404, "not_found"},
+		{"stale version", "PUT", esc, map[string]any{"scopes": []string{"a"}, "version": 9}, 409, "conflict"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, body := a.call(t, tok, tt.method, tt.path, tt.body)
+			if st != tt.wantStatus || body["error"] != tt.wantCode {
+				t.Fatalf("%d %v, want %d %s", st, body, tt.wantStatus, tt.wantCode)
+			}
+		})
+	}
+	if st, body = a.call(t, tok, "GET", esc, nil); st != 200 || body["access_token_lifetime"] != float64(120) {
+		t.Fatalf("get: %d %v", st, body)
+	}
+	if st, body = a.call(t, tok, "PUT", esc, map[string]any{"name": "Orders", "scopes": []string{"orders:read", "orders:write"}, "version": 1}); st != 200 || body["version"] != float64(2) {
+		t.Fatalf("update: %d %v", st, body)
+	}
+	if st, body = a.call(t, tok, "GET", "/admin/resource-servers", nil); st != 200 || len(body["resource_servers"].([]any)) != 4 {
+		t.Fatalf("list: %d %v", st, body)
+	}
+	if st, body = a.call(t, tok, "DELETE", esc, nil); st != 200 {
+		t.Fatalf("delete: %d %v", st, body)
+	}
+	if st, _ = a.call(t, tok, "GET", esc, nil); st != 404 {
+		t.Fatalf("get after delete: %d", st)
+	}
+}
+
+func TestAdminKeys(t *testing.T) {
+	a := newAdminHarness(t)
+	tok := a.opsToken(t)
+	kids := func() []string {
+		res, err := http.Get(a.url + "/jwks.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var set struct {
+			Keys []struct {
+				KID string `json:"kid"`
+			} `json:"keys"`
+		}
+		_ = json.NewDecoder(res.Body).Decode(&set)
+		var out []string
+		for _, k := range set.Keys {
+			out = append(out, k.KID)
+		}
+		return out
+	}
+	has := func(kid string) bool {
+		for _, k := range kids() {
+			if k == kid {
+				return true
+			}
+		}
+		return false
+	}
+	st, body := a.call(t, tok, "POST", "/admin/keys/rotate", nil)
+	kid, _ := body["kid"].(string)
+	if st != 200 || kid == "" || !has(kid) {
+		t.Fatalf("rotate: %d %v; jwks %v", st, body, kids())
+	}
+	st, body = a.call(t, tok, "POST", "/admin/keys/rotate?immediate=true", nil)
+	kid2, _ := body["kid"].(string)
+	if st != 200 || kid2 == "" || !has(kid2) {
+		t.Fatalf("rotate now: %d %v", st, body)
+	}
+	if st, body = a.call(t, tok, "POST", "/admin/keys/rotate?immediate=maybe", nil); st != 400 {
+		t.Fatalf("bad immediate: %d %v", st, body)
+	}
+	if st, body = a.call(t, tok, "POST", "/admin/keys/"+kid+"/revoke", nil); st != 200 || has(kid) {
+		t.Fatalf("revoke: %d %v; jwks %v", st, body, kids())
+	}
+	if st, body = a.call(t, tok, "POST", "/admin/keys/nokid/revoke", nil); st != 404 {
+		t.Fatalf("revoke unknown: %d %v", st, body)
+	}
+	if st, body = a.call(t, tok, "POST", "/admin/keys/rewrap", nil); st != 200 || body["rewrapped"] == nil {
+		t.Fatalf("rewrap: %d %v", st, body)
+	}
+}
