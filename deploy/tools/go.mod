@@ -1,0 +1,3 @@
+module github.com/valetauth/valet/deploy/tools
+
+go 1.26.0
