@@ -20,6 +20,7 @@ type Relay struct {
 
 	published prometheus.Counter
 	failures  prometheus.Counter
+	backlog   prometheus.Gauge
 }
 
 // NewRelay returns a relay that scans the outbox every interval.
@@ -36,9 +37,13 @@ func NewRelay(rev *Revoker, interval time.Duration, reg prometheus.Registerer) *
 			Name: "valet_outbox_relay_failures_total",
 			Help: "Relay passes that could not publish or read the outbox.",
 		}),
+		backlog: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "valet_outbox_pending",
+			Help: "Revocation events older than the relay interval still unpublished after the last relay pass (a lower bound while NATS is down).",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(r.published, r.failures)
+		reg.MustRegister(r.published, r.failures, r.backlog)
 	}
 	return r
 }
@@ -70,14 +75,16 @@ func (r *Relay) Once(ctx context.Context) (int, error) {
 		if err != nil {
 			return n, err
 		}
-		for _, e := range entries {
+		for i, e := range entries {
 			if err := r.rev.Flush(ctx, e); err != nil {
+				r.backlog.Set(float64(len(entries) - i))
 				return n, err
 			}
 			n++
 			r.published.Inc()
 		}
 		if len(entries) < r.batch {
+			r.backlog.Set(0)
 			return n, nil
 		}
 	}
