@@ -3,12 +3,13 @@ module github.com/valetauth/valet/services/valet
 go 1.26.0
 
 require (
+	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/valetauth/valet/events v0.0.0
 	github.com/valetauth/valet/pkg v0.0.0
 	github.com/valetauth/valet/pkg/bus v0.0.0
 	github.com/valetauth/valet/pkg/edge v0.0.0
 	github.com/valetauth/valet/pkg/testenv v0.0.0
-	golang.org/x/oauth2 v0.37.0
+	golang.org/x/oauth2 v0.38.0
 )
 
 require (
@@ -28,10 +29,10 @@ require (
 	github.com/mattn/go-isatty v0.0.22 // indirect
 	github.com/minio/highwayhash v1.0.4 // indirect
 	github.com/nats-io/jwt/v2 v2.8.2 // indirect
-	github.com/nats-io/nats-server/v2 v2.15.2 // indirect
 	github.com/segmentio/asm v1.2.1 // indirect
 	github.com/valyala/bytebufferpool v1.0.0 // indirect
 	github.com/valyala/fasttemplate v1.2.2 // indirect
+	go.etcd.io/bbolt v1.5.0 // indirect
 	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/text v0.44.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
@@ -50,6 +51,9 @@ require (
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/redis/go-redis/v9 v9.23.0
+	github.com/valetauth/valet/services/edge v0.0.0
+	github.com/valetauth/valet/services/introspection v0.0.0
+	github.com/valetauth/valet/services/issuer v0.0.0
 	github.com/valetauth/valet/services/revocation v0.0.0
 	go.uber.org/atomic v1.12.0 // indirect
 	go.uber.org/multierr v1.10.0 // indirect
@@ -73,3 +77,7 @@ replace github.com/valetauth/valet/pkg/edge => ../../pkg/edge
 replace github.com/valetauth/valet/services/revocation => ../revocation
 
 replace github.com/valetauth/valet/services/introspection => ../introspection
+
+replace github.com/valetauth/valet/services/issuer => ../issuer
+
+replace github.com/valetauth/valet/services/edge => ../edge

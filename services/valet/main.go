@@ -5,6 +5,9 @@
 //	valet config check [--config FILE]   validate a configuration, listing every problem
 //	valet config keys                    list every configuration key and its env override
 //	valet revoke family|subject|client|token ...   see docs/revocation.md
+//	valet clients|resources|keys ...              the issuer's admin API, see docs/admin.md
+//	valet hash-secret                              the unkeyed hash of a secret read from stdin
+//	valet dev [--data DIR]                         the whole system in one process (README)
 package main
 
 import (
@@ -23,11 +26,31 @@ const usage = `usage:
   valet config check [--config FILE]   validate a configuration (file, then VALET_* overrides)
   valet config keys                    list every configuration key with its env variable and default
   valet revoke family|subject|client|token ...   revoke through the admin API (valet revoke for help)
+  valet clients create|list|get|update|rotate-secret|disable|delete ...   the client registry (valet clients for help)
+  valet resources create|list|get|update|delete ...   the resource-server registry (valet resources for help)
+  valet keys rotate [--immediate]|revoke KID|rewrap   signing-key operations (valet keys for help)
+  valet hash-secret < FILE             print the unkeyed stored hash of the secret on stdin
+  valet dev [--data DIR]               run everything in one process (valet dev --help)
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "dev" {
+		return runDev(args[1:], stdout, stderr)
+	}
 	if len(args) > 0 && args[0] == "revoke" {
 		return runRevoke(args[1:], os.Getenv, stdout, stderr)
+	}
+	if len(args) > 0 {
+		switch args[0] {
+		case "clients":
+			return runClients(args[1:], os.Getenv, stdout, stderr)
+		case "resources":
+			return runResources(args[1:], os.Getenv, stdout, stderr)
+		case "keys":
+			return runKeys(args[1:], os.Getenv, stdout, stderr)
+		case "hash-secret":
+			return runHashSecret(args[1:], os.Stdin, stdout, stderr)
+		}
 	}
 	if len(args) < 2 || args[0] != "config" {
 		fmt.Fprint(stderr, usage)

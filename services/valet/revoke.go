@@ -14,13 +14,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/oauth2"
-	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/valetauth/valet/pkg/adminauth"
 )
@@ -119,13 +117,7 @@ func runRevoke(args []string, getenv func(string) string, stdout, stderr io.Writ
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cc := clientcredentials.Config{
-		ClientID: *clientID, ClientSecret: secret, TokenURL: *tokenURL,
-		Scopes:         []string{adminauth.Scope},
-		EndpointParams: url.Values{"resource": {adminauth.Audience(*issuer)}},
-		AuthStyle:      oauth2.AuthStyleInHeader,
-	}
-	res, err := postAdmin(ctx, cc.Client(ctx), strings.TrimSuffix(*adminURL, "/")+"/admin/revoke/"+kind, body)
+	res, err := postAdmin(ctx, adminHTTPClient(ctx, *tokenURL, *clientID, secret, *issuer), strings.TrimSuffix(*adminURL, "/")+"/admin/revoke/"+kind, body)
 	if err != nil {
 		fmt.Fprintf(stderr, "valet revoke %s: %v\n", kind, err)
 		return 1

@@ -1,0 +1,655 @@
+package main
+
+// valet dev: the whole system in one process (MISSION §2, issue 7 item 2).
+//
+// One data directory holds everything that must survive a restart: the
+// embedded store (valet.db, bbolt, locked by one process), the embedded NATS
+// server's JetStream files (nats/), the development key-encryption key
+// (dev-kek, 0600) and the demo credentials (demo-credentials.json and
+// demo.env, 0600). REDIS_URL and NATS_URL (or VALET_REDIS_URL and
+// VALET_NATS_URL) replace the embedded stand-ins with real servers.
+//
+// The process hosts the issuer, introspection, revocation and the edge
+// authorizer on their configured listeners (defaults :8080 to :8083, admin
+// listeners 127.0.0.1:9080 to 9083), and a demo gateway (default :8084): a
+// small reverse proxy that asks the edge's forward-auth endpoint about every
+// request, as Traefik's forwardAuth would, and passes accepted requests with
+// the X-Valet-* identity headers to a demo upstream that echoes them (or to
+// --upstream).
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
+
+	"github.com/valetauth/valet/events"
+	"github.com/valetauth/valet/pkg/boot"
+	"github.com/valetauth/valet/pkg/bus"
+	"github.com/valetauth/valet/pkg/clients"
+	"github.com/valetauth/valet/pkg/config"
+	pkgedge "github.com/valetauth/valet/pkg/edge"
+	"github.com/valetauth/valet/pkg/keys"
+	"github.com/valetauth/valet/pkg/revoke"
+	"github.com/valetauth/valet/pkg/secret"
+	"github.com/valetauth/valet/pkg/server"
+	"github.com/valetauth/valet/pkg/store"
+	boltstore "github.com/valetauth/valet/pkg/store/bolt"
+	redisstore "github.com/valetauth/valet/pkg/store/redis"
+	"github.com/valetauth/valet/services/edge"
+	"github.com/valetauth/valet/services/introspection"
+	"github.com/valetauth/valet/services/issuer"
+	"github.com/valetauth/valet/services/revocation"
+)
+
+const devUsage = `usage: valet dev [--data DIR] [--config FILE] [--gateway ADDR] [--upstream URL] [--nats-port N]
+
+Runs the issuer, introspection, revocation, the edge authorizer and a demo
+gateway in one process, with an embedded NATS server and the embedded store
+under DIR (default ./data). REDIS_URL and NATS_URL select real servers.
+Every configuration key can be overridden as in the services
+(docs/configuration.md); dev: true is implied.
+`
+
+// Defaults of valet dev.
+const (
+	// DefaultDevNATSPort is where the embedded NATS server listens, away from
+	// 4222 so that a NATS already running there is left alone; a random
+	// free port is taken when it is busy.
+	defaultDevNATSPort = 14222
+	// defaultGatewayListen is the demo gateway's listener.
+	defaultGatewayListen = ":8084"
+)
+
+// devOptions configure one dev server.
+type devOptions struct {
+	// DataDir holds the store, the NATS files, the KEK and the demo
+	// credentials.
+	DataDir string
+	// ConfigPath is an optional configuration file.
+	ConfigPath string
+	// Gateway is the demo gateway's listener.
+	Gateway string
+	// Upstream, when set, is where the gateway proxies accepted requests
+	// instead of the built-in demo upstream.
+	Upstream string
+	// NATSPort is the embedded NATS server's preferred port; -1 takes a
+	// random free one.
+	NATSPort int
+	// LookupEnv reads the environment (tests replace it).
+	LookupEnv func(string) (string, bool)
+	// Out receives the banner: URLs, credentials and the ready line.
+	Out io.Writer
+	// Logger replaces the logger built from the configuration (tests).
+	Logger *zap.Logger
+}
+
+// runDev is `valet dev`: it runs until SIGINT or SIGTERM.
+func runDev(args []string, stdout, stderr io.Writer) int {
+	start := time.Now()
+	fs := flag.NewFlagSet("valet dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, devUsage); fs.PrintDefaults() }
+	opts := devOptions{LookupEnv: os.LookupEnv, Out: stdout}
+	fs.StringVar(&opts.DataDir, "data", "data", "data directory (store, NATS files, development key, demo credentials)")
+	fs.StringVar(&opts.ConfigPath, "config", "", "configuration file (default: $"+config.FileEnv+")")
+	fs.StringVar(&opts.Gateway, "gateway", defaultGatewayListen, "demo gateway listener (reverse proxy through the edge)")
+	fs.StringVar(&opts.Upstream, "upstream", "", "proxy accepted gateway requests to this URL instead of the built-in demo upstream")
+	fs.IntVar(&opts.NATSPort, "nats-port", defaultDevNATSPort, "embedded NATS port (-1: random; a busy port falls back to random)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "valet dev: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	d, err := newDev(ctx, opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "valet dev: %v\n", err)
+		return 1
+	}
+	d.started = start
+	if err := d.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintf(stderr, "valet dev: %v\n", err)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			fmt.Fprintln(stderr, "valet dev: a port is taken: stop what listens there, or move the service with its VALET_SERVICES_<NAME>_LISTEN and _PUBLIC_URL (docs/configuration.md) or --gateway")
+		}
+		return 1
+	}
+	return 0
+}
+
+// devServer is every service of Valet in one process.
+type devServer struct {
+	cfg   *config.Config
+	opts  devOptions
+	log   *zap.Logger
+	creds demoCredentials
+	fresh bool // the demo data was created by this start
+
+	ns       natsServer // nil with NATS_URL
+	natsURL  string
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	st       store.Store
+	chk      *pkgedge.Checker
+	services []namedService
+	gateway  *gateway
+	bg       []func(context.Context)
+
+	// transport carries the in-process HTTP calls (JWKS for the edge and
+	// the checker, forward-auth for the gateway); Run closes its idle
+	// connections before the listeners drain, which would otherwise wait
+	// up to 5s for a pooled connection that never sent a request.
+	transport *http.Transport
+
+	started time.Time
+	ready   chan struct{}
+	closers []func()
+}
+
+// namedService is one hosted service.
+type namedService struct {
+	name string
+	svc  interface {
+		Run(ctx context.Context) error
+		Server() *server.Server
+	}
+}
+
+// newDev opens every dependency (store, NATS, keys), creates the demo data
+// on first start, and builds the services. Nothing listens yet: Run starts
+// them. On error everything opened so far is closed.
+func newDev(ctx context.Context, o devOptions) (_ *devServer, err error) {
+	if o.LookupEnv == nil {
+		o.LookupEnv = os.LookupEnv
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	if o.Gateway == "" {
+		o.Gateway = defaultGatewayListen
+	}
+	if o.DataDir == "" {
+		o.DataDir = "data"
+	}
+	d := &devServer{opts: o, ready: make(chan struct{}), started: time.Now(),
+		transport: http.DefaultTransport.(*http.Transport).Clone()}
+	hc := &http.Client{Transport: d.transport, Timeout: 10 * time.Second}
+	defer func() {
+		if err != nil {
+			d.close()
+		}
+	}()
+	cfg, err := config.Load(boot.ConfigPath(o.ConfigPath), devEnv(o.LookupEnv))
+	if err != nil {
+		return nil, fmt.Errorf("configuration refused:\n%w", err)
+	}
+	if !cfg.Dev {
+		return nil, errors.New("valet dev runs in dev mode only: remove dev: false from the configuration")
+	}
+	d.cfg = cfg
+	if d.log = o.Logger; d.log == nil {
+		if d.log, err = boot.NewLogger(cfg.Log.Level, cfg.Log.Format); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+
+	// Key-encryption keys: the configured ones, else the development key
+	// of this data directory.
+	active, keks, err := boot.ResolveKEKs(cfg)
+	if errors.Is(err, boot.ErrNoKEKs) {
+		active, keks, err = devKEK(o.DataDir)
+		if err == nil {
+			d.log.Warn("using the development key-encryption key of the data directory; it protects nothing",
+				zap.String("file", filepath.Join(o.DataDir, devKEKFile)))
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	ring, err := keys.NewKEKRing(active, keks)
+	if err != nil {
+		return nil, err
+	}
+	hasher, err := secret.NewHasher(active, keks)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := boot.SuccessorAEAD(keks[active])
+	if err != nil {
+		return nil, err
+	}
+
+	// The store: Redis when configured, else the embedded one (one
+	// process per data directory: its file is locked).
+	if cfg.Redis.URL != "" {
+		rdb, err := boot.Redis(ctx, cfg.Redis)
+		if err != nil {
+			return nil, err
+		}
+		rs, err := redisstore.New(ctx, rdb, aead, redisstore.WithPrefix(cfg.Redis.KeyPrefix), redisstore.WithLogger(d.log),
+			redisstore.WithDenyRetention(cfg.Tokens.ReplayWindow()), redisstore.WithMaxGrantLifetime(cfg.Tokens.RefreshAbsoluteLifetime))
+		if err != nil {
+			_ = rdb.Close()
+			return nil, err
+		}
+		d.st = rs
+	} else {
+		path := filepath.Join(o.DataDir, "valet.db")
+		bs, err := boltstore.New(path, aead, boltstore.WithLogger(d.log),
+			boltstore.WithDenyRetention(cfg.Tokens.ReplayWindow()), boltstore.WithMaxGrantLifetime(cfg.Tokens.RefreshAbsoluteLifetime))
+		if err != nil {
+			return nil, fmt.Errorf("%w\n(is another `valet dev` running on %s? one process per data directory; use --data for another)", err, o.DataDir)
+		}
+		d.st = bs
+	}
+	d.closers = append(d.closers, func() { _ = d.st.Close() })
+
+	// NATS: the configured servers, else the embedded one.
+	if cfg.NATS.URL != "" {
+		if d.nc, err = boot.NATS(cfg.NATS, "valet-dev"); err != nil {
+			return nil, err
+		}
+		d.natsURL = cfg.NATS.URL
+	} else {
+		ns, err := startNATS(filepath.Join(o.DataDir, "nats"), o.NATSPort)
+		if err != nil {
+			return nil, err
+		}
+		d.ns = ns
+		d.closers = append(d.closers, func() { ns.Shutdown(); ns.WaitForShutdown() })
+		d.natsURL = ns.ClientURL()
+		if d.nc, err = nats.Connect("", nats.InProcessServer(ns), nats.Name("valet-dev"),
+			nats.MaxReconnects(-1)); err != nil {
+			return nil, fmt.Errorf("connect to the embedded NATS server: %w", err)
+		}
+	}
+	nc := d.nc
+	d.closers = append(d.closers, func() { nc.Close() })
+	if d.js, err = jetstream.New(nc); err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = bus.EnsureStreams(sctx, d.js, bus.StreamsConfig{
+		Prefix:                 cfg.NATS.SubjectPrefix,
+		MaxAccessTokenLifetime: cfg.Tokens.MaxAccessTokenLifetime,
+		RetentionMargin:        cfg.Tokens.ClockSkew + cfg.NATS.StreamMargin,
+		Replicas:               cfg.NATS.StreamReplicas,
+	})
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	pub, err := bus.NewPublisher(d.js, cfg.NATS.SubjectPrefix)
+	if err != nil {
+		return nil, err
+	}
+
+	// Demo data, straight into the store, before any cache reads it.
+	if d.creds, d.fresh, err = seedDemo(ctx, d.st, hasher, cfg, o.DataDir); err != nil {
+		return nil, err
+	}
+
+	natsReady := server.Check{Name: "nats", Fn: func(context.Context) error {
+		if s := nc.Status(); s != nats.CONNECTED {
+			return fmt.Errorf("nats %s", s)
+		}
+		return nil
+	}}
+	// Each service gets its own registry, served on its own admin
+	// listener, as when they run apart: their metric names overlap.
+	issReg, inReg, revReg, edgeReg := newRegistries()
+
+	km, err := keys.New(keys.Config{
+		Source:           cfg.Issuer,
+		JWKSURI:          cfg.Services.Issuer.URL("/jwks.json"),
+		Algorithm:        cfg.Keys.Algorithm,
+		RotationInterval: cfg.Keys.RotationInterval,
+		PublishLeadTime:  cfg.Keys.PublishLeadTime,
+		MaxTokenLifetime: cfg.Tokens.MaxAccessTokenLifetime,
+		ClockSkew:        cfg.Tokens.ClockSkew,
+	}, d.st, keys.PublisherFunc(func(ctx context.Context, e events.Event) error {
+		_, err := pub.Publish(ctx, e)
+		return err
+	}), ring, keys.WithLogger(d.log.With(zap.String("service", "issuer"))), keys.WithRegisterer(issReg))
+	if err != nil {
+		return nil, err
+	}
+	// The first load creates and announces the first signing key, so the
+	// issuer is ready to sign when it starts listening.
+	if err := km.Refresh(ctx); err != nil {
+		return nil, fmt.Errorf("signing keys: %w", err)
+	}
+	beat, err := bus.NewHeartbeater(pub, cfg.Issuer, events.Heartbeat{Service: "valet-dev", Instance: boot.InstanceID()},
+		bus.WithHeartbeatInterval(cfg.NATS.HeartbeatInterval),
+		bus.WithHeartbeatErrorHook(func(err error) { d.log.Warn("heartbeat not published", zap.Error(err)) }))
+	if err != nil {
+		return nil, err
+	}
+	rev, err := revoke.New(revoke.Config{
+		Source: cfg.Issuer, Prefix: cfg.NATS.SubjectPrefix, Retain: cfg.Tokens.ReplayWindow(),
+	}, d.st, pub, revoke.WithLogger(d.log.With(zap.String("service", "revocation"))), revoke.WithRegisterer(revReg))
+	if err != nil {
+		return nil, err
+	}
+	relay := revoke.NewRelay(rev, time.Second, revReg)
+	// One client cache serves the three services that authenticate
+	// clients; its metrics are the issuer's.
+	cache, err := clients.New(d.st, clients.Config{
+		Prefix:         cfg.NATS.SubjectPrefix,
+		StalenessBound: cfg.Services.Edge.StalenessBound,
+	}, clients.WithLogger(d.log), clients.WithRegisterer(issReg))
+	if err != nil {
+		return nil, err
+	}
+	// The checker of introspection and revocation fetches the issuer's
+	// JWKS: Run starts it once the issuer listens.
+	if d.chk, err = pkgedge.NewChecker(pkgedge.CheckerConfig{
+		Issuer:           cfg.Issuer,
+		JWKSURL:          cfg.Services.Issuer.URL("/jwks.json"),
+		MaxTokenLifetime: cfg.Tokens.MaxAccessTokenLifetime,
+		ClockSkew:        cfg.Tokens.ClockSkew,
+		HTTPClient:       hc,
+	}); err != nil {
+		return nil, err
+	}
+	chk := d.chk
+	d.closers = append(d.closers, func() { _ = chk.Close() })
+	jwksReady := server.Check{Name: "jwks", Fn: func(context.Context) error { return chk.Ready() }}
+
+	iss, err := issuer.New(cfg, issuer.Deps{
+		Logger: d.log, Registry: issReg,
+		Store: d.st, Keys: km, Clients: cache, Secrets: hasher,
+		Ready: []server.Check{natsReady},
+	})
+	if err != nil {
+		return nil, err
+	}
+	in, err := introspection.New(cfg, introspection.Deps{
+		Logger: d.log, Registry: inReg,
+		Store: d.st, Clients: cache, Secrets: hasher, Checker: chk,
+		Ready: []server.Check{natsReady, jwksReady},
+	})
+	if err != nil {
+		return nil, err
+	}
+	rv, err := revocation.New(cfg, revocation.Deps{
+		Logger: d.log, Registry: revReg,
+		Store: d.st, Revoker: rev, Clients: cache, Secrets: hasher, Checker: chk,
+		Ready: []server.Check{natsReady, jwksReady},
+	})
+	if err != nil {
+		return nil, err
+	}
+	audience := cfg.Services.Edge.Audience
+	if audience == "" {
+		audience = demoResource
+	}
+	policy := demoPolicy
+	if cfg.Services.Edge.RoutesFile != "" {
+		if policy, err = edge.LoadPolicy(cfg.Services.Edge.RoutesFile); err != nil {
+			return nil, err
+		}
+	}
+	ed, err := edge.New(cfg, edge.Deps{
+		Logger: d.log, Registry: edgeReg,
+		JetStream: d.js, Audience: audience, Policy: policy,
+		EdgeOptions: []pkgedge.Option{pkgedge.WithHTTPClient(hc)},
+		Ready:       []server.Check{natsReady},
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.services = []namedService{{"issuer", iss}, {"introspection", in}, {"revocation", rv}, {"edge", ed}}
+	if d.gateway, err = newGateway(o.Gateway, o.Upstream, d.transport, d.log.With(zap.String("service", "gateway"))); err != nil {
+		return nil, err
+	}
+	d.bg = []func(context.Context){
+		func(ctx context.Context) { _ = km.Run(ctx) },
+		func(ctx context.Context) { _ = beat.Run(ctx) },
+		func(ctx context.Context) { relay.Run(ctx) },
+		func(ctx context.Context) {
+			if err := cache.Run(ctx, d.js); err != nil && ctx.Err() == nil {
+				d.log.Error("client cache stopped; lookups read the store", zap.Error(err))
+			}
+		},
+	}
+	return d, nil
+}
+
+// devEnv is lookupEnv with dev mode on and REDIS_URL and NATS_URL mapped
+// to redis.url and nats.url, unless the VALET_ variables say otherwise; the
+// logs default to the console format.
+func devEnv(lookupEnv func(string) (string, bool)) func(string) (string, bool) {
+	defaults := map[string]string{"VALET_DEV": "true", "VALET_LOG_FORMAT": "console"}
+	alias := map[string]string{"VALET_REDIS_URL": "REDIS_URL", "VALET_NATS_URL": "NATS_URL"}
+	return func(name string) (string, bool) {
+		if v, ok := lookupEnv(name); ok && v != "" {
+			return v, true
+		}
+		if a, ok := alias[name]; ok {
+			if v, ok := lookupEnv(a); ok && v != "" {
+				return v, true
+			}
+		}
+		v, ok := defaults[name]
+		return v, ok
+	}
+}
+
+// newRegistries returns one metrics registry per hosted service; the first
+// (the issuer's) also carries the Go and process collectors, once.
+func newRegistries() (issuer, introspection, revocation, edge *prometheus.Registry) {
+	issuer = prometheus.NewRegistry()
+	issuer.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return issuer, prometheus.NewRegistry(), prometheus.NewRegistry(), prometheus.NewRegistry()
+}
+
+// Ready is closed once every service answers /readyz with 200 and the
+// gateway listens.
+func (d *devServer) Ready() <-chan struct{} { return d.ready }
+
+// Run serves until ctx ends, then shuts everything down: the listeners
+// drain, the background work stops, NATS and the store close.
+func (d *devServer) Run(ctx context.Context) error {
+	defer d.close()
+	bctx, cancelBG := context.WithCancel(context.Background())
+	var bg sync.WaitGroup
+	for _, fn := range d.bg {
+		bg.Go(func() { fn(bctx) })
+	}
+	defer func() { cancelBG(); bg.Wait() }()
+
+	// The listeners stop when ctx ends, just after the idle in-process
+	// connections are closed.
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stopped := context.AfterFunc(ctx, func() {
+		d.transport.CloseIdleConnections()
+		cancel()
+	})
+	defer stopped()
+	errc := make(chan error, len(d.services)+1)
+	var wg sync.WaitGroup
+	for _, s := range d.services {
+		wg.Go(func() {
+			if err := s.svc.Run(sctx); err != nil {
+				errc <- fmt.Errorf("%s: %w", s.name, err)
+				cancel()
+			}
+		})
+	}
+	wg.Go(func() {
+		if err := d.gateway.Run(sctx); err != nil {
+			errc <- fmt.Errorf("gateway: %w", err)
+			cancel()
+		}
+	})
+	defer wg.Wait()
+
+	if err := d.startup(sctx); err != nil {
+		cancel()
+		wg.Wait()
+		select {
+		case e := <-errc:
+			return e
+		default:
+		}
+		return err
+	}
+	<-sctx.Done()
+	d.log.Info("valet dev: shutting down")
+	wg.Wait()
+	select {
+	case e := <-errc:
+		return e
+	default:
+	}
+	return nil
+}
+
+// startup waits for the listeners, starts the token checker once the
+// issuer serves JWKS, waits until every service is ready, then prints the
+// banner and the ready line.
+func (d *devServer) startup(ctx context.Context) error {
+	addrs := map[string][2]net.Addr{}
+	for _, s := range d.services {
+		pub, adm, err := s.svc.Server().Addrs(ctx)
+		if err != nil {
+			return err
+		}
+		addrs[s.name] = [2]net.Addr{pub, adm}
+	}
+	gw, err := d.gateway.Addr(ctx)
+	if err != nil {
+		return err
+	}
+	d.gateway.SetAuthURL("http://" + loopback(addrs["edge"][0]) + edge.PathTraefik)
+	if err := d.chk.Start(ctx); err != nil {
+		d.log.Warn("JWKS not fetched yet; retrying in the background", zap.Error(err))
+	}
+	hc := &http.Client{Timeout: 2 * time.Second}
+	for _, s := range d.services {
+		u := "http://" + loopback(addrs[s.name][1]) + "/readyz"
+		for {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+			resp, err := hc.Do(req)
+			if err == nil {
+				_ = resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	d.banner(addrs, gw)
+	close(d.ready)
+	return nil
+}
+
+// loopback returns addr with an unspecified host replaced by 127.0.0.1.
+func loopback(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// localhost returns addr as localhost:port when its host is unspecified
+// or loopback, for URLs a person types.
+func localhost(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && (ip.IsUnspecified() || ip.IsLoopback())) {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// banner prints where everything is and the demo credentials.
+func (d *devServer) banner(addrs map[string][2]net.Addr, gw net.Addr) {
+	cfg, c := d.cfg, d.creds
+	w := d.opts.Out
+	storeDesc := "embedded, " + filepath.Join(d.opts.DataDir, "valet.db")
+	if cfg.Redis.URL != "" {
+		storeDesc = "redis " + cfg.Redis.URL
+	}
+	natsDesc := d.natsURL + " (embedded, JetStream in " + filepath.Join(d.opts.DataDir, "nats") + ")"
+	if d.ns == nil {
+		natsDesc = d.natsURL
+	}
+	fmt.Fprintf(w, "\nValet dev cluster (data: %s)\n", d.opts.DataDir)
+	fmt.Fprintf(w, "  issuer          %s  (token: %s, JWKS: %s)\n", cfg.Issuer, cfg.Services.Issuer.URL("/token"), cfg.Services.Issuer.URL("/jwks.json"))
+	fmt.Fprintf(w, "  introspection   %s\n", cfg.Services.Introspection.URL(introspection.IntrospectPath))
+	fmt.Fprintf(w, "  revocation      %s  (admin API: http://%s%s/...)\n", cfg.Services.Revocation.URL(revocation.RevokePath), loopback(addrs["revocation"][1]), revocation.AdminPrefix)
+	fmt.Fprintf(w, "  edge            http://%s%s  (forward-auth; also %s, %s)\n", loopback(addrs["edge"][0]), edge.PathTraefik, edge.PathNGINX, edge.PathEnvoy)
+	fmt.Fprintf(w, "  demo gateway    http://%s/  (asks the edge, then calls %s)\n", localhost(gw), d.gateway.upstreamName())
+	for _, s := range d.services {
+		fmt.Fprintf(w, "  %-15s admin http://%s  (/healthz, /readyz, /metrics)\n", s.name, loopback(addrs[s.name][1]))
+	}
+	fmt.Fprintf(w, "  NATS            %s\n", natsDesc)
+	fmt.Fprintf(w, "  store           %s\n", storeDesc)
+	fmt.Fprintf(w, "demo resource     %s  (scopes: read write)\n", c.Resource)
+	fmt.Fprintf(w, "demo client       %s / %s  (client_credentials)\n", c.ClientID, c.ClientSecret)
+	fmt.Fprintf(w, "admin client      %s / %s  (resource %s, scope valet:admin)\n", c.AdminClientID, c.AdminClientSecret, c.AdminResource)
+	envPath := filepath.Join(d.opts.DataDir, demoEnvFile)
+	if err := writeDemoEnv(envPath, c, [][2]string{
+		{"ISSUER", cfg.Issuer},
+		{"TOKEN_URL", cfg.Services.Issuer.URL("/token")},
+		{"INTROSPECT_URL", cfg.Services.Introspection.URL(introspection.IntrospectPath)},
+		{"REVOKE_URL", cfg.Services.Revocation.URL(revocation.RevokePath)},
+		{"GATEWAY_URL", "http://" + localhost(gw)},
+	}); err != nil {
+		d.log.Warn("demo.env not written", zap.Error(err))
+	}
+	fmt.Fprintf(w, "credentials in    %s and %s (0600; `. %s` in a shell)\n",
+		filepath.Join(d.opts.DataDir, demoCredentialsFile), filepath.Join(d.opts.DataDir, demoEnvFile), filepath.Join(d.opts.DataDir, demoEnvFile))
+	first := ""
+	if d.fresh {
+		first = ", demo data created"
+	}
+	fmt.Fprintf(w, "valet dev ready in %s%s\n", time.Since(d.started).Round(time.Millisecond), first)
+}
+
+// close releases what newDev opened, in reverse order.
+func (d *devServer) close() {
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		d.closers[i]()
+	}
+	d.closers = nil
+	if d.log != nil {
+		_ = d.log.Sync()
+	}
+}

@@ -1,0 +1,345 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// devHarness runs valet dev in this process on free ports and a data
+// directory that outlives one start.
+type devHarness struct {
+	t    *testing.T
+	data string
+	env  map[string]string // VALET_* overrides: the listeners and URLs
+
+	cancel context.CancelFunc
+	done   chan error
+	out    *bytes.Buffer
+}
+
+// freePort returns a port nothing listens on right now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func newDevHarness(t *testing.T) *devHarness {
+	t.Helper()
+	h := &devHarness{t: t, data: t.TempDir(), env: map[string]string{"VALET_LOG_LEVEL": "warn"}}
+	for _, svc := range []string{"ISSUER", "INTROSPECTION", "REVOCATION", "EDGE"} {
+		pub, adm := freePort(t), freePort(t)
+		h.env["VALET_SERVICES_"+svc+"_LISTEN"] = "127.0.0.1:" + strconv.Itoa(pub)
+		h.env["VALET_SERVICES_"+svc+"_ADMIN_LISTEN"] = "127.0.0.1:" + strconv.Itoa(adm)
+		if svc != "EDGE" {
+			h.env["VALET_SERVICES_"+svc+"_PUBLIC_URL"] = "http://127.0.0.1:" + strconv.Itoa(pub)
+		}
+	}
+	h.env["VALET_ISSUER"] = h.env["VALET_SERVICES_ISSUER_PUBLIC_URL"]
+	h.env["GATEWAY"] = "127.0.0.1:" + strconv.Itoa(freePort(t))
+	return h
+}
+
+// lookupEnv is the harness's environment: its overrides only, so that a
+// REDIS_URL or NATS_URL of the machine running the tests is not used.
+func (h *devHarness) lookupEnv(name string) (string, bool) {
+	v, ok := h.env[name]
+	return v, ok
+}
+
+// start runs valet dev and waits until it is ready.
+func (h *devHarness) start() {
+	h.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	h.out = &bytes.Buffer{}
+	d, err := newDev(ctx, devOptions{
+		DataDir: h.data, Gateway: h.env["GATEWAY"], NATSPort: -1,
+		LookupEnv: h.lookupEnv, Out: h.out, Logger: zap.NewNop(),
+	})
+	if err != nil {
+		cancel()
+		h.t.Fatalf("newDev: %v", err)
+	}
+	h.cancel, h.done = cancel, make(chan error, 1)
+	go func() { h.done <- d.Run(ctx) }()
+	h.t.Cleanup(h.stop)
+	select {
+	case <-d.Ready():
+	case err := <-h.done:
+		h.t.Fatalf("valet dev stopped before ready: %v", err)
+	case <-time.After(60 * time.Second):
+		h.t.Fatal("valet dev not ready after 60s")
+	}
+}
+
+// stop shuts valet dev down gracefully and waits for it.
+func (h *devHarness) stop() {
+	if h.cancel == nil {
+		return
+	}
+	h.cancel()
+	h.cancel = nil
+	select {
+	case err := <-h.done:
+		if err != nil {
+			h.t.Errorf("valet dev stopped with %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		h.t.Error("valet dev did not stop within 30s")
+	}
+}
+
+// demoEnv reads data/demo.env, the file the README walkthrough sources.
+func (h *devHarness) demoEnv() map[string]string {
+	h.t.Helper()
+	f, err := os.Open(filepath.Join(h.data, demoEnvFile))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer f.Close()
+	vars := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line, ok := strings.CutPrefix(sc.Text(), "export ")
+		if !ok {
+			continue
+		}
+		k, v, _ := strings.Cut(line, "=")
+		vars[k] = strings.Trim(v, "'")
+	}
+	return vars
+}
+
+// do sends one request and returns its status and body.
+func do(t *testing.T, req *http.Request) (int, http.Header, []byte) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, body
+}
+
+// getToken is step 1 of the walkthrough: client credentials at /token
+// (curl -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=client_credentials -d scope=read "$TOKEN_URL").
+func getToken(t *testing.T, env map[string]string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, env["TOKEN_URL"], strings.NewReader(url.Values{
+		"grant_type": {"client_credentials"}, "scope": {"read"},
+	}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(env["CLIENT_ID"], env["CLIENT_SECRET"])
+	status, _, body := do(t, req)
+	if status != http.StatusOK {
+		t.Fatalf("token: %d %s", status, body)
+	}
+	var tr struct {
+		AccessToken string `json:"access_token"`
+		TokenType   string `json:"token_type"`
+	}
+	if err := json.Unmarshal(body, &tr); err != nil || tr.AccessToken == "" {
+		t.Fatalf("token response %s: %v", body, err)
+	}
+	return tr.AccessToken
+}
+
+// callAPI is step 2: the demo API through the gateway and the edge
+// (curl -H "Authorization: Bearer $ACCESS_TOKEN" "$GATEWAY_URL/hello").
+func callAPI(t *testing.T, env map[string]string, at string) (int, http.Header, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, env["GATEWAY_URL"]+"/hello", nil)
+	if at != "" {
+		req.Header.Set("Authorization", "Bearer "+at)
+	}
+	return do(t, req)
+}
+
+// revokeToken is step 3: RFC 7009 (curl -u "$CLIENT_ID:$CLIENT_SECRET" -d token="$ACCESS_TOKEN" "$REVOKE_URL").
+func revokeToken(t *testing.T, env map[string]string, at string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, env["REVOKE_URL"], strings.NewReader(url.Values{"token": {at}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(env["CLIENT_ID"], env["CLIENT_SECRET"])
+	if status, _, body := do(t, req); status != http.StatusOK {
+		t.Fatalf("revoke: %d %s", status, body)
+	}
+}
+
+// wantRefused waits (the revocation travels through the stream to the
+// edge: milliseconds) until the API answers 401 invalid_token.
+func wantRefused(t *testing.T, env map[string]string, at string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		status, hdr, body := callAPI(t, env, at)
+		if status == http.StatusUnauthorized {
+			if www := hdr.Get("WWW-Authenticate"); !strings.Contains(www, `error="invalid_token"`) {
+				t.Fatalf("401 challenge %q, want invalid_token", www)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after revocation: %d %s, want 401", status, body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// wantAllowed checks a 200 from the demo upstream with the edge's identity.
+func wantAllowed(t *testing.T, env map[string]string, at string) {
+	t.Helper()
+	status, _, body := callAPI(t, env, at)
+	if status != http.StatusOK {
+		t.Fatalf("API: %d %s, want 200", status, body)
+	}
+	var echo map[string]string
+	if err := json.Unmarshal(body, &echo); err != nil {
+		t.Fatalf("API body %s: %v", body, err)
+	}
+	if echo["client_id"] != env["CLIENT_ID"] || echo["scope"] != "read" || echo["jti"] == "" {
+		t.Fatalf("upstream saw identity %v", echo)
+	}
+}
+
+// TestDevWalkthrough runs the README walkthrough against valet dev: a
+// token, the demo API through the edge (200), /revoke, the API again (401).
+func TestDevWalkthrough(t *testing.T) {
+	h := newDevHarness(t)
+	h.start()
+	env := h.demoEnv()
+	for _, k := range []string{"CLIENT_ID", "CLIENT_SECRET", "TOKEN_URL", "REVOKE_URL", "GATEWAY_URL", "INTROSPECT_URL", "ADMIN_CLIENT_SECRET"} {
+		if env[k] == "" {
+			t.Fatalf("demo.env lacks %s: %v", k, env)
+		}
+	}
+	out := h.out.String()
+	for _, want := range []string{"valet dev ready in", "demo data created", env["CLIENT_SECRET"], env["ADMIN_CLIENT_SECRET"]} {
+		if !strings.Contains(out, want) {
+			t.Errorf("banner lacks %q:\n%s", want, out)
+		}
+	}
+
+	at := getToken(t, env)
+	wantAllowed(t, env, at)
+	if status, _, _ := callAPI(t, env, ""); status != http.StatusUnauthorized {
+		t.Errorf("API without a token: %d, want 401", status)
+	}
+	revokeToken(t, env, at)
+	wantRefused(t, env, at)
+
+	// The admin client gets an admin token.
+	req, _ := http.NewRequest(http.MethodPost, env["TOKEN_URL"], strings.NewReader("grant_type=client_credentials&scope=valet%3Aadmin"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(env["ADMIN_CLIENT_ID"], env["ADMIN_CLIENT_SECRET"])
+	if status, _, body := do(t, req); status != http.StatusOK {
+		t.Errorf("admin token: %d %s", status, body)
+	}
+}
+
+// TestDevRestart stops valet dev and starts it again on the same data
+// directory: the client still authenticates with the same secret, a revoked
+// token stays revoked, a live one stays valid, and the signing key is the
+// same.
+func TestDevRestart(t *testing.T) {
+	h := newDevHarness(t)
+	h.start()
+	env := h.demoEnv()
+	revoked, live := getToken(t, env), getToken(t, env)
+	revokeToken(t, env, revoked)
+	wantRefused(t, env, revoked)
+	kids := jwksKIDs(t, env)
+	h.stop()
+
+	h.start()
+	if strings.Contains(h.out.String(), "demo data created") {
+		t.Error("second start created the demo data again")
+	}
+	env2 := h.demoEnv()
+	if env2["CLIENT_SECRET"] != env["CLIENT_SECRET"] || !strings.Contains(h.out.String(), env["CLIENT_SECRET"]) {
+		t.Error("the demo secret changed or was not printed again")
+	}
+	wantAllowed(t, env2, getToken(t, env2))
+	wantAllowed(t, env2, live)
+	wantRefused(t, env2, revoked)
+	if got := jwksKIDs(t, env2); strings.Join(got, ",") != strings.Join(kids, ",") {
+		t.Errorf("JWKS kids %v after restart, want %v", got, kids)
+	}
+}
+
+// TestDevDataDirLocked: a second valet dev on the same data directory
+// fails at once and says why.
+func TestDevDataDirLocked(t *testing.T) {
+	h := newDevHarness(t)
+	h.start()
+	_, err := newDev(context.Background(), devOptions{
+		DataDir: h.data, Gateway: "127.0.0.1:0", NATSPort: -1, LookupEnv: h.lookupEnv, Logger: zap.NewNop(),
+	})
+	if err == nil || !strings.Contains(err.Error(), "one process per data directory") {
+		t.Fatalf("second newDev: %v, want the lock explained", err)
+	}
+}
+
+func jwksKIDs(t *testing.T, env map[string]string) []string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, strings.TrimSuffix(env["ISSUER"], "/")+"/jwks.json", nil)
+	status, _, body := do(t, req)
+	if status != http.StatusOK {
+		t.Fatalf("jwks: %d %s", status, body)
+	}
+	var set struct {
+		Keys []struct {
+			KID string `json:"kid"`
+		} `json:"keys"`
+	}
+	if err := json.Unmarshal(body, &set); err != nil || len(set.Keys) == 0 {
+		t.Fatalf("jwks %s: %v", body, err)
+	}
+	var kids []string
+	for _, k := range set.Keys {
+		kids = append(kids, k.KID)
+	}
+	return kids
+}
+
+func TestDevEnv(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		key  string
+		want string
+	}{
+		{"dev on by default", nil, "VALET_DEV", "true"},
+		{"REDIS_URL maps", map[string]string{"REDIS_URL": "redis://r:6379/0"}, "VALET_REDIS_URL", "redis://r:6379/0"},
+		{"NATS_URL maps", map[string]string{"NATS_URL": "nats://n:4222"}, "VALET_NATS_URL", "nats://n:4222"},
+		{"VALET_ wins", map[string]string{"NATS_URL": "nats://a:4222", "VALET_NATS_URL": "nats://b:4222"}, "VALET_NATS_URL", "nats://b:4222"},
+		{"empty is unset", map[string]string{"VALET_DEV": ""}, "VALET_DEV", "true"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, _ := devEnv(func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok })(tt.key)
+			if got != tt.want {
+				t.Errorf("%s = %q, want %q", tt.key, got, tt.want)
+			}
+		})
+	}
+}
