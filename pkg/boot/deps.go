@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"os"
 
+	"go.uber.org/zap"
+
 	"github.com/valetauth/valet/pkg/config"
 )
 
@@ -64,4 +66,26 @@ func InstanceID() string {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+}
+
+// devKEKSeed derives the fixed key-encryption key a standalone service uses in
+// dev mode when none is configured. It protects nothing, which is why it is
+// only accepted with dev: true and logged as a warning; valet dev supplies a
+// generated key of its own instead.
+const devKEKSeed = "valet dev-mode key-encryption key: protects nothing"
+
+// StandaloneKEKs is ResolveKEKs for a service's own main: outside dev mode a
+// missing key is an error naming the service; in dev mode the fixed
+// development key stands in, with a warning.
+func StandaloneKEKs(cfg *config.Config, log *zap.Logger, service string) (string, map[string][]byte, error) {
+	active, keks, err := ResolveKEKs(cfg)
+	if !errors.Is(err, ErrNoKEKs) {
+		return active, keks, err
+	}
+	if !cfg.Dev {
+		return "", nil, fmt.Errorf("%s: keys.encryption_keys is required outside dev mode", service)
+	}
+	log.Warn("dev mode without keys.encryption_keys: using the fixed development key-encryption key, which protects nothing")
+	k := sha256.Sum256([]byte(devKEKSeed))
+	return "dev", map[string][]byte{"dev": k[:]}, nil
 }

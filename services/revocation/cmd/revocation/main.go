@@ -9,12 +9,6 @@ package main
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/hkdf"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -29,7 +23,6 @@ import (
 	"github.com/valetauth/valet/pkg/boot"
 	"github.com/valetauth/valet/pkg/bus"
 	"github.com/valetauth/valet/pkg/clients"
-	"github.com/valetauth/valet/pkg/config"
 	"github.com/valetauth/valet/pkg/edge"
 	"github.com/valetauth/valet/pkg/revoke"
 	"github.com/valetauth/valet/pkg/secret"
@@ -42,20 +35,13 @@ func main() {
 	os.Exit(boot.Main("revocation", os.Args[1:], build))
 }
 
-// successorInfo and devKEKSeed must match the issuer's (services/issuer
-// cmd): the store and the client secret hashes are shared.
-const (
-	successorInfo = "valet refresh successor v1"
-	devKEKSeed    = "valet dev-mode key-encryption key: protects nothing"
-)
-
 // build opens every dependency of the service and returns it ready to run.
 func build(ctx context.Context, env boot.Env) (boot.Runner, error) {
 	cfg, log := env.Config, env.Logger
 	if cfg.Redis.URL == "" || cfg.NATS.URL == "" {
 		return nil, errors.New("revocation: redis.url and nats.url are required (the embedded stand-ins run only inside `valet dev`)")
 	}
-	active, keks, err := resolveKEKs(cfg, log)
+	active, keks, err := boot.StandaloneKEKs(cfg, log, "revocation")
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +49,7 @@ func build(ctx context.Context, env boot.Env) (boot.Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	aead, err := successorAEAD(keks[active])
+	aead, err := boot.SuccessorAEAD(keks[active])
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +91,7 @@ func build(ctx context.Context, env boot.Env) (boot.Runner, error) {
 		closeAll()
 		return nil, err
 	}
-	beat, err := bus.NewHeartbeater(pub, cfg.Issuer, events.Heartbeat{Service: "revocation", Instance: instanceID()},
+	beat, err := bus.NewHeartbeater(pub, cfg.Issuer, events.Heartbeat{Service: "revocation", Instance: boot.InstanceID()},
 		bus.WithHeartbeatInterval(cfg.NATS.HeartbeatInterval),
 		bus.WithHeartbeatErrorHook(func(err error) { log.Warn("heartbeat not published", zap.Error(err)) }))
 	if err != nil {
@@ -199,49 +185,4 @@ func (r *runner) Run(ctx context.Context) error {
 	wg.Wait()
 	r.close()
 	return err
-}
-
-// resolveKEKs reads the key-encryption keys the configuration names (client
-// secret hashes are keyed with them). In dev mode without any it supplies
-// the issuer's fixed development key, with a warning.
-func resolveKEKs(cfg *config.Config, log *zap.Logger) (string, map[string][]byte, error) {
-	if len(cfg.Keys.EncryptionKeys) == 0 {
-		if !cfg.Dev {
-			return "", nil, errors.New("revocation: keys.encryption_keys is required outside dev mode (client secrets are hashed with them)")
-		}
-		log.Warn("dev mode without keys.encryption_keys: using the fixed development key-encryption key, which protects nothing")
-		k := sha256.Sum256([]byte(devKEKSeed))
-		return "dev", map[string][]byte{"dev": k[:]}, nil
-	}
-	keks := make(map[string][]byte, len(cfg.Keys.EncryptionKeys))
-	for _, e := range cfg.Keys.EncryptionKeys {
-		k, err := e.Resolve(nil)
-		if err != nil {
-			return "", nil, err
-		}
-		keks[e.ID] = k
-	}
-	return cfg.Keys.ActiveEncryptionKey, keks, nil
-}
-
-// successorAEAD returns AES-256-GCM under HKDF-SHA256(kek, successorInfo),
-// as the issuer derives it.
-func successorAEAD(kek []byte) (cipher.AEAD, error) {
-	k, err := hkdf.Key(sha256.New, kek, nil, successorInfo, 32)
-	if err != nil {
-		return nil, fmt.Errorf("revocation: derive successor key: %w", err)
-	}
-	block, err := aes.NewCipher(k)
-	if err != nil {
-		return nil, err
-	}
-	return cipher.NewGCM(block)
-}
-
-// instanceID names this process in heartbeats: host, pid and a random tag.
-func instanceID() string {
-	host, _ := os.Hostname()
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
 }
