@@ -252,3 +252,42 @@ func TestRedisDownRefusesAndPublishesNothing(t *testing.T) {
 		t.Fatalf("an event was published for a revocation the store never recorded: %+v", evs)
 	}
 }
+
+// TestReplayRebuildsDenyStateAfterRedisLoss revokes one of each kind, loses
+// Redis (no persistence), and rebuilds the deny state from the stream.
+func TestReplayRebuildsDenyStateAfterRedisLoss(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	cut := time.Now()
+	fid := "BBBBBBBBBBBBBBBBBBBBBB"
+	for _, err := range []error{
+		e.rev.Token(ctx, "jti-r", time.Now().Add(time.Hour), "c1", events.ReasonClient, "c1"),
+		e.rev.Family(ctx, fid, "alice", "c1", events.ReasonRefreshReuse, "system"),
+		e.rev.Subject(ctx, events.SubjectUser, "alice", cut, events.ReasonAdmin, "admin"),
+		e.rev.Client(ctx, "c2", cut, events.ReasonAdmin, "admin"),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	q := store.DenyQuery{JTI: "jti-r", FID: fid, SubjectType: events.SubjectUser, Subject: "alice", ClientID: "c2"}
+	e.redis.Stop()
+	e.redis.Start() // persistence is off: everything is gone
+	if d, err := e.st.DenyState(ctx, q); err != nil || d.JTIRevoked || d.FamilyRevoked || !d.SubjectCutoff.IsZero() {
+		t.Fatalf("deny state survived the Redis loss (%+v, %v): the test would not test replay", d, err)
+	}
+	stats, err := revoke.ReplayStream(ctx, e.js, bus.StreamName(e.pfx, events.StreamRevocations), e.st, time.Hour, time.Now().Add(-time.Hour))
+	if err != nil {
+		t.Fatalf("ReplayStream: %v", err)
+	}
+	if n := stats.Applied[events.TypeTokenRevoked] + stats.Applied[events.TypeFamilyRevoked] + stats.Applied[events.TypeSubjectRevoked] + stats.Applied[events.TypeClientRevoked]; n != 4 {
+		t.Fatalf("replay applied %d revocations (%+v), want 4", n, stats)
+	}
+	d, err := e.st.DenyState(ctx, q)
+	if err != nil || !d.JTIRevoked || !d.FamilyRevoked || d.SubjectCutoff.Before(cut.Truncate(time.Second)) || d.ClientCutoff.Before(cut.Truncate(time.Second)) {
+		t.Fatalf("deny state after replay: %+v, %v", d, err)
+	}
+	if len(e.outbox(t)) != 0 {
+		t.Fatal("replay queued events")
+	}
+}

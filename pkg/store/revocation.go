@@ -58,6 +58,11 @@ type OutboxEntry struct {
 	CreatedAt time.Time
 }
 
+// IsZero reports whether e is the zero entry: no id, no subject, no data.
+func (e OutboxEntry) IsZero() bool {
+	return e.ID == "" && e.Subject == "" && len(e.Data) == 0 && e.CreatedAt.IsZero()
+}
+
 // Deny is the deny state relevant to one access token, read in one round
 // trip by introspection.
 type Deny struct {
@@ -97,9 +102,15 @@ type DenyQuery struct {
 // RevocationStore keeps deny state and the outbox.
 type RevocationStore interface {
 	// Revoke writes r's deny state and queues e in the outbox, atomically.
+	// A revocation without its event (a zero e) is refused: it would never
+	// reach the edges.
 	// Revoking what is already revoked succeeds (and queues e again: its id
 	// is deterministic, so JetStream drops the copy).
 	Revoke(ctx context.Context, r Revocation, e OutboxEntry) error
+	// Replay writes r's deny state without queueing any event. It exists for
+	// rebuilding deny state from the stream (valet replay), whose events are
+	// durable already; everything else revokes through Revoke.
+	Replay(ctx context.Context, r Revocation) error
 	// DenyState reads everything that could deny the token q describes, in
 	// one round trip.
 	DenyState(ctx context.Context, q DenyQuery) (Deny, error)

@@ -6,6 +6,7 @@
 //	valet config keys                    list every configuration key and its env override
 //	valet revoke family|subject|client|token ...   see docs/revocation.md
 //	valet clients|resources|keys ...              the issuer's admin API, see docs/admin.md
+//	valet replay [--config FILE]                   rebuild Redis deny state from the stream
 //	valet hash-secret                              the unkeyed hash of a secret read from stdin
 //	valet dev [--data DIR]                         the whole system in one process (README)
 package main
@@ -29,6 +30,7 @@ const usage = `usage:
   valet clients create|list|get|update|rotate-secret|disable|delete ...   the client registry (valet clients for help)
   valet resources create|list|get|update|delete ...   the resource-server registry (valet resources for help)
   valet keys rotate [--immediate]|revoke KID|rewrap   signing-key operations (valet keys for help)
+  valet replay [--config FILE] [--since DURATION]   rebuild Redis deny state from the revocation stream
   valet hash-secret < FILE             print the unkeyed stored hash of the secret on stdin
   valet dev [--data DIR]               run everything in one process (valet dev --help)
 `
@@ -36,6 +38,9 @@ const usage = `usage:
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "dev" {
 		return runDev(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "replay" {
+		return runReplay(args[1:], stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == "revoke" {
 		return runRevoke(args[1:], os.Getenv, stdout, stderr)

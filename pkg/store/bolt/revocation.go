@@ -86,6 +86,9 @@ func outboxCreated(key []byte) int64 { return int64(binary.BigEndian.Uint64(key)
 // queue adds an outbox entry. An entry already queued keeps its place; its
 // subject and data are replaced.
 func (t *txn) queue(e store.OutboxEntry) {
+	if e.IsZero() {
+		return
+	}
 	if e.ID == "" || t.err != nil {
 		return
 	}
@@ -122,9 +125,24 @@ func (t *txn) queue(e store.OutboxEntry) {
 // Revoking again succeeds and queues e again (an entry already queued keeps
 // its place).
 func (s *Store) Revoke(ctx context.Context, r store.Revocation, e store.OutboxEntry) error {
+	if e.IsZero() {
+		return fmt.Errorf("revoke %s: a revocation needs its event", r.Kind)
+	}
+	return s.revoke(ctx, r, e)
+}
+
+// Replay writes r's deny state and queues nothing (store.RevocationStore).
+func (s *Store) Replay(ctx context.Context, r store.Revocation) error {
+	return s.revoke(ctx, r, store.OutboxEntry{})
+}
+
+// revoke is Revoke and Replay: a zero e queues nothing.
+func (s *Store) revoke(ctx context.Context, r store.Revocation, e store.OutboxEntry) error {
 	op := "revoke " + string(r.Kind)
-	if err := checkEvent(e); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+	if !e.IsZero() { // a zero entry queues nothing (replay)
+		if err := checkEvent(e); err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
 	}
 	if r.Retain <= 0 {
 		return fmt.Errorf("%s: retain must be positive", op)

@@ -11,6 +11,7 @@ import (
 // revocationTests cover deny state, cut-offs and the outbox.
 var revocationTests = []subtest{
 	{"Revoke/Token", testRevokeToken},
+	{"Replay/WritesDenyStateOnly", testReplay},
 	{"Revoke/Family", testRevokeFamily},
 	{"Revoke/Subject", testRevokeSubject},
 	{"Revoke/Client", testRevokeClient},
@@ -289,5 +290,27 @@ func testDenyEitherSubjectType(t *testing.T, s store.Store) {
 	}
 	if d := deny(t, s, store.DenyQuery{Subject: "nobody"}); !d.SubjectCutoff.IsZero() {
 		t.Fatal("a subject without cut-off has one")
+	}
+}
+
+func testReplay(t *testing.T, s store.Store) {
+	now := time.Now()
+	jti := randomID(t)
+	f, _ := createFamily(t, s, now.Add(-time.Second))
+	fid := f.FID
+	for _, r := range []store.Revocation{
+		{Kind: store.RevokeToken, JTI: jti, Expires: now.Add(5 * time.Minute), Retain: time.Minute},
+		{Kind: store.RevokeFamily, FID: fid, Reason: "refresh_reuse", Retain: time.Minute},
+		{Kind: store.RevokeSubject, SubjectType: userType, Subject: subAlice, Cutoff: now, Retain: time.Minute},
+		{Kind: store.RevokeClient, ClientID: "replayed-client", Cutoff: now, Retain: time.Minute},
+	} {
+		noErr(t, "replay "+string(r.Kind), s.Replay(t.Context(), r))
+	}
+	d := deny(t, s, store.DenyQuery{JTI: jti, FID: fid, SubjectType: userType, Subject: subAlice, ClientID: "replayed-client"})
+	if !d.JTIRevoked || !d.FamilyRevoked || d.SubjectCutoff.IsZero() || d.ClientCutoff.IsZero() {
+		t.Fatalf("deny state after replay: %+v", d)
+	}
+	if got := pending(t, s); len(got) != 0 {
+		t.Fatalf("replay queued %d events; its events are in the stream already", len(got))
 	}
 }

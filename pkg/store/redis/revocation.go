@@ -72,10 +72,26 @@ func cutoffValue(c *goredis.StringCmd) (time.Time, error) {
 // later one, and lives at least r.Retain and the maximum grant lifetime
 // (WithMaxGrantLifetime). Revoking again succeeds and queues e again.
 func (s *Store) Revoke(ctx context.Context, r store.Revocation, e store.OutboxEntry) error {
+	if e.IsZero() {
+		return fmt.Errorf("revoke %s: a revocation needs its event", r.Kind)
+	}
+	return s.revoke(ctx, r, e)
+}
+
+// Replay writes r's deny state and queues nothing (store.RevocationStore).
+func (s *Store) Replay(ctx context.Context, r store.Revocation) error {
+	return s.revoke(ctx, r, store.OutboxEntry{})
+}
+
+// revoke is Revoke and Replay: a zero e queues nothing.
+func (s *Store) revoke(ctx context.Context, r store.Revocation, e store.OutboxEntry) error {
 	op := "revoke " + string(r.Kind)
-	ev, err := outboxArgs(e)
-	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+	ev := [3]string{"", "0", ""} // a zero entry queues nothing (replay)
+	var err error
+	if !e.IsZero() {
+		if ev, err = outboxArgs(e); err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
 	}
 	if r.Retain <= 0 {
 		return fmt.Errorf("%s: retain must be positive", op)
