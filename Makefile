@@ -9,7 +9,7 @@ MODULES := $(shell go list -m -f '{{.Dir}}' | sed "s|^$(CURDIR)/||")
 GOTESTFLAGS ?= -race -count=1 -timeout 20m
 BENCHFLAGS ?= -run '^$$' -bench . -benchmem -benchtime 2s
 
-.PHONY: all test fmt-check vet unit-test deps-check build bench loadtest run lint tidy clean
+.PHONY: all test fmt-check vet unit-test deps-check build bench loadtest propagation run lint tidy clean
 
 all: build
 
@@ -47,6 +47,10 @@ bench:
 ## loadtest: the load generators under loadtest/ against a locally started cluster.
 loadtest:
 	@if [ -x loadtest/run.sh ]; then loadtest/run.sh; else echo "no load scenarios yet"; fi
+
+## propagation: revocation propagation, burst and 1M replay across 1/4/16 edges (about 3 minutes).
+propagation:
+	loadtest/propagation.sh
 
 ## run: the whole system in one process (embedded NATS and store).
 run:
