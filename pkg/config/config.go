@@ -9,6 +9,7 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -277,6 +278,39 @@ type Limits struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// RequestTimeout bounds the handling of one request.
 	RequestTimeout time.Duration `yaml:"request_timeout"`
+	// TrustedProxies lists, comma-separated, the addresses or CIDR prefixes of the reverse
+	// proxies whose X-Forwarded-For is believed. Empty: the peer address is the client.
+	TrustedProxies string `yaml:"trusted_proxies"`
+	// LoginFailuresPerAccount is how many wrong passwords an account takes before each further
+	// attempt must wait a growing back-off.
+	LoginFailuresPerAccount int `yaml:"login_failures_per_account"`
+	// LoginFailuresPerIP is the same per client address (IPv6 per /64).
+	LoginFailuresPerIP int `yaml:"login_failures_per_ip"`
+}
+
+// TrustedProxyPrefixes parses TrustedProxies; a bare address is a one-address prefix.
+func (l Limits) TrustedProxyPrefixes() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, item := range splitList(l.TrustedProxies) {
+		if !strings.Contains(item, "/") {
+			a, err := netip.ParseAddr(item)
+			if err != nil {
+				return nil, fmt.Errorf("%q is not an address or CIDR prefix", item)
+			}
+			a = a.Unmap()
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(item)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an address or CIDR prefix", item)
+		}
+		if p.Addr().Is4In6() {
+			p = netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, 0))
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // Default returns the built-in configuration. Its values are safe: what it leaves unset or
@@ -324,8 +358,9 @@ func Default() Config {
 			RotationInterval: 24 * time.Hour,
 			PublishLeadTime:  10 * time.Minute,
 		},
-		Log:    Log{Level: "info", Format: "json"},
-		Limits: Limits{MaxBodyBytes: 64 << 10, RequestTimeout: 10 * time.Second},
+		Log: Log{Level: "info", Format: "json"},
+		Limits: Limits{MaxBodyBytes: 64 << 10, RequestTimeout: 10 * time.Second,
+			LoginFailuresPerAccount: 5, LoginFailuresPerIP: 20},
 	}
 }
 

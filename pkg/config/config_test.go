@@ -351,3 +351,19 @@ func TestPasswordNeverPrinted(t *testing.T) {
 		})
 	}
 }
+
+func TestTrustedProxyPrefixes(t *testing.T) {
+	got, err := Limits{TrustedProxies: "10.1.2.3, 192.168.0.0/16, ::ffff:172.16.0.0/108, 2001:db8::/32"}.TrustedProxyPrefixes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"10.1.2.3/32", "192.168.0.0/16", "172.16.0.0/12", "2001:db8::/32"}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i].String() != want[i] {
+			t.Errorf("prefix %d: %s, want %s", i, got[i], want[i])
+		}
+	}
+}

@@ -48,6 +48,7 @@ const (
 	maxMaxBodyBytes        = 16 << 20
 	minRequestTimeout      = 100 * time.Millisecond
 	maxRequestTimeout      = 5 * time.Minute
+	maxLoginFailures       = 1000
 )
 
 // Validate checks the whole configuration and returns every problem found, joined with
@@ -79,6 +80,15 @@ func (c *Config) Validate() error {
 		v.addf("limits.max_body_bytes", "%d is out of range %d..%d", n, minMaxBodyBytes, maxMaxBodyBytes)
 	}
 	v.between("limits.request_timeout", c.Limits.RequestTimeout, minRequestTimeout, maxRequestTimeout)
+	if _, err := c.Limits.TrustedProxyPrefixes(); err != nil {
+		v.addf("limits.trusted_proxies", "%v", err)
+	}
+	if n := c.Limits.LoginFailuresPerAccount; n < 1 || n > maxLoginFailures {
+		v.addf("limits.login_failures_per_account", "%d is out of range 1..%d", n, maxLoginFailures)
+	}
+	if n := c.Limits.LoginFailuresPerIP; n < 1 || n > maxLoginFailures {
+		v.addf("limits.login_failures_per_ip", "%d is out of range 1..%d", n, maxLoginFailures)
+	}
 	return errors.Join(v.errs...)
 }
 

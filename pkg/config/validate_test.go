@@ -94,6 +94,9 @@ func TestValidateRefusesUnsafe(t *testing.T) {
 		{"tiny body limit", func(c *Config) { c.Limits.MaxBodyBytes = 0 }, "limits.max_body_bytes", "out of range"},
 		{"huge body limit", func(c *Config) { c.Limits.MaxBodyBytes = 1 << 30 }, "limits.max_body_bytes", "out of range"},
 		{"zero request timeout", func(c *Config) { c.Limits.RequestTimeout = 0 }, "limits.request_timeout", "out of range"},
+		{"bad trusted proxy", func(c *Config) { c.Limits.TrustedProxies = "10.0.0.0/8, proxy.local" }, "limits.trusted_proxies", "not an address"},
+		{"zero account failures", func(c *Config) { c.Limits.LoginFailuresPerAccount = 0 }, "limits.login_failures_per_account", "out of range"},
+		{"huge ip failures", func(c *Config) { c.Limits.LoginFailuresPerIP = 5000 }, "limits.login_failures_per_ip", "out of range"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
