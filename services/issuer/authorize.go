@@ -75,6 +75,7 @@ type authorize struct {
 	sessionTTL   time.Duration
 	consentTTL   time.Duration
 	hashSlots    chan struct{}
+	loginLimits  // password-guessing limits (ratelimit.go)
 
 	requests *prometheus.CounterVec
 	logins   *prometheus.CounterVec
@@ -108,7 +109,7 @@ func newAuthorize(cfg *config.Config, deps Deps, t *tokenEndpoint, now func() ti
 		}, []string{"outcome"}),
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "valet_login_attempts_total",
-			Help: "Password logins by outcome: success, failure, busy (hashing capacity full), csrf, unavailable.",
+			Help: "Password logins by outcome: success, failure, throttled (back-off), busy (hashing capacity full), csrf, unavailable.",
 		}, []string{"outcome"}),
 	}
 	if a.codeLifetime <= 0 {

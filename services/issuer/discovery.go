@@ -38,6 +38,8 @@ type metadata struct {
 	RevocationEndpointAuthMethodsSupported     []string `json:"revocation_endpoint_auth_methods_supported"`
 	CodeChallengeMethodsSupported              []string `json:"code_challenge_methods_supported"`
 	AuthorizationResponseIssParameterSupported bool     `json:"authorization_response_iss_parameter_supported,omitempty"`
+	// DeviceAuthorizationEndpoint is RFC 8628 §4's, set with the device grant.
+	DeviceAuthorizationEndpoint string `json:"device_authorization_endpoint,omitempty"`
 }
 
 // discovery serves the metadata document and JWKS.
@@ -70,6 +72,9 @@ func newDiscovery(cfg *config.Config, k Keys, grants []string) (*discovery, erro
 		m.AuthorizationEndpoint = cfg.Services.Issuer.URL(authorizePath)
 		m.ResponseTypesSupported = []string{"code"}
 		m.AuthorizationResponseIssParameterSupported = true
+	}
+	if slices.Contains(grants, grantDeviceCode) {
+		m.DeviceAuthorizationEndpoint = cfg.Services.Issuer.URL(deviceAuthorizationPath)
 	}
 	doc, err := json.Marshal(m)
 	if err != nil {

@@ -74,6 +74,11 @@ type Deps struct {
 	Sessions Sessions
 	Users    Users
 	Revoker  FamilyRevoker
+	// LoginLimiter slows password guessing per account and per client
+	// address across replicas (*ratelimit.Login, docs/authorize.md); the
+	// client address honours X-Forwarded-For only from limits.trusted_proxies.
+	// Nil: no limits (tests only; cmd/issuer always sets it).
+	LoginLimiter LoginLimiter
 	// Audit publishes family.created and family.rotated, best effort
 	// (*bus.Publisher); nil publishes nothing.
 	Audit AuditPublisher
@@ -158,7 +163,17 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 		if err != nil {
 			return nil, err
 		}
+		if az.loginLimits, err = newLoginLimits(cfg, deps.LoginLimiter); err != nil {
+			return nil, err
+		}
 		az.register(pub)
+		dv, err := newDeviceFlow(cfg, deps, az)
+		if err != nil {
+			return nil, err
+		}
+		if dv != nil {
+			dv.register(pub)
+		}
 	}
 	return &Service{srv: srv, token: tok}, nil
 }

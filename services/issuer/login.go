@@ -43,7 +43,7 @@ func (a *authorize) login(c echo.Context) error {
 		return a.renderError(w, http.StatusForbidden, "Request refused", "The form has expired or did not come from this site. Go back and try again.")
 	}
 	raw := r.PostForm.Get("request")
-	ar, err := a.validate(r.Context(), raw)
+	ar, err := a.loginRequest(r.Context(), raw) // device.go: a device continuation or /authorize's request
 	if err != nil {
 		return a.fail(w, ar, err, http.StatusSeeOther)
 	}
@@ -51,6 +51,22 @@ func (a *authorize) login(c echo.Context) error {
 	if !users.ValidUsername(username) || password == "" || len(password) > users.MaxPasswordLen {
 		a.logins.WithLabelValues("failure").Inc()
 		return a.renderLogin(w, r, ar, "", "Incorrect username or password.", http.StatusUnauthorized)
+	}
+	addr := clientAddr(r, a.trusted)
+	if a.limiter != nil { // ratelimit.go: before any hashing, fail closed
+		wait, err := a.limiter.Allow(r.Context(), username, addr)
+		if err != nil {
+			a.logins.WithLabelValues("unavailable").Inc()
+			a.log.Warn("login: rate limits unavailable", zap.Error(err))
+			w.Header().Set("Retry-After", "1")
+			return a.renderError(w, http.StatusServiceUnavailable, "Unavailable", "The service is temporarily unavailable.")
+		}
+		if wait > 0 {
+			a.logins.WithLabelValues("throttled").Inc()
+			w.Header().Set("Retry-After", retryAfterSeconds(wait))
+			return a.renderLogin(w, r, ar, username,
+				"Too many failed sign-in attempts. Try again in "+waitText(wait)+".", http.StatusTooManyRequests)
+		}
 	}
 	select {
 	case a.hashSlots <- struct{}{}:
@@ -64,6 +80,11 @@ func (a *authorize) login(c echo.Context) error {
 	switch {
 	case errors.Is(err, users.ErrInvalidCredentials):
 		a.logins.WithLabelValues("failure").Inc()
+		if a.limiter != nil {
+			if _, err := a.limiter.Failed(r.Context(), username, addr); err != nil {
+				a.log.Warn("login: failure not counted", zap.Error(err))
+			}
+		}
 		return a.renderLogin(w, r, ar, username, "Incorrect username or password.", http.StatusUnauthorized)
 	case err != nil:
 		a.logins.WithLabelValues("unavailable").Inc()
@@ -89,10 +110,15 @@ func (a *authorize) login(c echo.Context) error {
 		return a.renderError(w, http.StatusServiceUnavailable, "Unavailable", "The service is temporarily unavailable.")
 	}
 	a.logins.WithLabelValues("success").Inc()
+	if a.limiter != nil {
+		if err := a.limiter.Succeeded(r.Context(), username, addr); err != nil {
+			a.log.Warn("login: account failures not cleared", zap.Error(err))
+		}
+	}
 	http.SetCookie(w, a.cookie(sessionCookie, sid, int(a.sessionTTL.Seconds())))
 	http.SetCookie(w, a.cookie(csrfCookie, "", -1))
 	pageHeaders(w.Header())
-	w.Header().Set("Location", authorizePath+"?"+ar.raw)
+	w.Header().Set("Location", afterLogin(ar)) // device.go
 	w.WriteHeader(http.StatusSeeOther)
 	return nil
 }

@@ -123,6 +123,9 @@ func newTokenEndpoint(cfg *config.Config, deps Deps, auth *clientauth.Authentica
 			return nil, err
 		}
 		t.handlers = append(t.handlers, &authorizationCode{g: ug}, &refreshGrant{g: ug})
+		if dh := newDeviceGrant(deps, ug); dh != nil {
+			t.handlers = append(t.handlers, dh)
+		}
 	}
 	return t, nil
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/valetauth/valet/pkg/config"
 	"github.com/valetauth/valet/pkg/edge"
 	"github.com/valetauth/valet/pkg/keys"
+	"github.com/valetauth/valet/pkg/ratelimit"
 	"github.com/valetauth/valet/pkg/revoke"
 	"github.com/valetauth/valet/pkg/secret"
 	"github.com/valetauth/valet/pkg/server"
@@ -203,10 +204,18 @@ func build(ctx context.Context, env boot.Env) (boot.Runner, error) {
 		closeAll()
 		return nil, err
 	}
+	// Password-guessing limits, shared by every replica through Redis.
+	limiter, err := ratelimit.NewLogin(rdb, cfg.Redis.KeyPrefix, ratelimit.LoginConfig{
+		AccountFailures: cfg.Limits.LoginFailuresPerAccount, AddrFailures: cfg.Limits.LoginFailuresPerIP,
+	})
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
 	svc, err := issuer.New(cfg, issuer.Deps{
 		Logger: log, Registry: env.Registry,
 		Store: st, Keys: km, Clients: cache, Secrets: hasher,
-		Grants: st, Sessions: st, Users: ua, Revoker: rev, Audit: pub,
+		Grants: st, Sessions: st, Users: ua, Revoker: rev, Audit: pub, LoginLimiter: limiter,
 		Admin: &issuer.AdminDeps{
 			Store: st, Checker: chk, Revoker: rev, Keys: km, Hasher: hasher, Cache: cache,
 			Publisher: keys.PublisherFunc(func(ctx context.Context, e events.Event) error {

@@ -1,0 +1,401 @@
+package issuer_test
+
+import (
+	"context"
+	"fmt"
+	"html"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	goredis "github.com/redis/go-redis/v9"
+	"golang.org/x/oauth2"
+
+	"github.com/valetauth/valet/events"
+	"github.com/valetauth/valet/pkg/revoke"
+	"github.com/valetauth/valet/pkg/store"
+	"github.com/valetauth/valet/pkg/users"
+	"github.com/valetauth/valet/services/issuer"
+)
+
+// Fixtures of the device harness.
+const (
+	tvID    = "tv"    // public, device_code + refresh_token
+	tv2ID   = "tv2"   // public, device_code only
+	nodevID = "nodev" // public, authorization_code only
+)
+
+// newDeviceHarness is newAuthHarness with a 1 s device poll interval (so
+// that x/oauth2 polls quickly) and the device clients.
+func newDeviceHarness(t testing.TB) *authHarness {
+	t.Helper()
+	h := newHarness(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	opt, err := goredis.ParseURL(h.redis.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := goredis.NewClient(opt)
+	t.Cleanup(func() { _ = rdb.Close() })
+	ua, err := users.NewAuthenticator(users.NewRedis(rdb, h.redis.Prefix), users.Params{Memory: 256, Time: 1, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ua.Add(ctx, alice, alicePW); err != nil {
+		t.Fatal(err)
+	}
+	rev, err := revoke.New(revoke.Config{Source: testIssuer, Prefix: h.prefix, Retain: 20 * time.Minute}, h.st, h.pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &authHarness{harness: h, reg: prometheus.NewRegistry()}
+	cfg := *h.cfg
+	cfg.Tokens.DevicePollInterval = time.Second
+	svc, err := issuer.New(&cfg, issuer.Deps{
+		Logger: zapNop(nil), Registry: a.reg,
+		Store: h.st, Keys: h.keys, Clients: h.cache, Secrets: h.hasher, Clock: h.clock.Now,
+		Grants: h.st, Sessions: h.st, Users: ua, Revoker: rev, Audit: h.pub,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = svc.Run(ctx) }()
+	addr, _, err := svc.Server().Addrs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.url = "http://" + addr.String()
+	h.svc = svc
+	res := map[string][]string{apiID: {"read", "write"}}
+	h.createClient(store.Client{ID: tvID, Name: "Living Room TV", Type: store.Public,
+		GrantTypes: []string{"urn:ietf:params:oauth:grant-type:device_code", "refresh_token"}, Resources: res, DefaultResource: apiID})
+	h.createClient(store.Client{ID: tv2ID, Type: store.Public,
+		GrantTypes: []string{"urn:ietf:params:oauth:grant-type:device_code"}, Resources: res, DefaultResource: apiID})
+	h.createClient(store.Client{ID: nodevID, Type: store.Public, GrantTypes: []string{"authorization_code"},
+		RedirectURIs: []string{nativeBase}, Resources: res, DefaultResource: apiID})
+	h.eventually("device clients cached", func() bool {
+		_, err := h.cache.Client(context.Background(), nodevID)
+		return err == nil
+	})
+	return a
+}
+
+func (a *authHarness) deviceConf(id string, scopes ...string) *oauth2.Config {
+	return &oauth2.Config{ClientID: id, Scopes: scopes, Endpoint: oauth2.Endpoint{
+		DeviceAuthURL: a.url + "/device_authorization", TokenURL: a.url + "/token", AuthStyle: oauth2.AuthStyleInParams}}
+}
+
+// poll posts one device_code grant for client id.
+func (a *authHarness) poll(id, deviceCode string) response {
+	a.t.Helper()
+	return a.postUser(url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"},
+		"device_code": {deviceCode}, "client_id": {id}})
+}
+
+// postUser posts form to the user-grant issuer's /token.
+func (a *authHarness) postUser(form url.Values) response {
+	a.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, a.url+"/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return a.do(req)
+}
+
+var (
+	userCodeRE = regexp.MustCompile(`^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$`)
+	csrfRE     = regexp.MustCompile(`name="(csrf|request)" value="([^"]*)"`)
+)
+
+// step is one browser request of the device flow, with errors instead of
+// t.Fatal so that it can run in a goroutine.
+func step(c *http.Client, method, u string, form url.Values) (int, http.Header, string, error) {
+	var res *http.Response
+	var err error
+	if method == http.MethodGet {
+		res, err = c.Get(u)
+	} else {
+		res, err = c.PostForm(u, form)
+	}
+	if err != nil {
+		return 0, nil, "", err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	return res.StatusCode, res.Header, string(b), err
+}
+
+func formOf(body string) url.Values {
+	v := url.Values{}
+	for _, m := range csrfRE.FindAllStringSubmatch(body, -1) {
+		v.Set(m[1], html.UnescapeString(m[2]))
+	}
+	return v
+}
+
+// deviceBrowser drives the verification pages as a user would: the link
+// from verification_uri_complete (the pre-filled form, which must still be
+// submitted), login, the pre-filled form again, the consent page showing
+// the code, then approve or deny.
+func (a *authHarness) deviceBrowser(c *http.Client, userCode string, approve bool) error {
+	st, _, body, err := step(c, http.MethodGet, a.url+"/device?user_code="+url.QueryEscape(userCode), nil)
+	if err != nil {
+		return err
+	}
+	if st != http.StatusOK || !strings.Contains(body, `value="`+userCode+`"`) || strings.Contains(body, `id="approve"`) {
+		return fmt.Errorf("entry page: %d, want the pre-filled form and no approval: %.300s", st, body)
+	}
+	f := formOf(body)
+	f.Set("user_code", strings.ToLower(strings.ReplaceAll(userCode, "-", " "))) // as typed
+	st, _, body, err = step(c, http.MethodPost, a.url+"/device", f)
+	if err != nil {
+		return err
+	}
+	if st == http.StatusOK && strings.Contains(body, `id="password"`) {
+		lf := formOf(body)
+		lf.Set("username", alice)
+		lf.Set("password", alicePW)
+		st, hdr, body, err := step(c, http.MethodPost, a.url+"/login", lf)
+		if err != nil {
+			return err
+		}
+		if st != http.StatusSeeOther || hdr.Get("Location") != "/device?user_code="+url.QueryEscape(userCode) {
+			return fmt.Errorf("login: %d to %q: %.300s", st, hdr.Get("Location"), body)
+		}
+		return a.deviceBrowser(c, userCode, approve) // signed in now
+	}
+	if st != http.StatusOK || !strings.Contains(body, `id="approve"`) || !strings.Contains(body, `>`+userCode+`</strong>`) {
+		return fmt.Errorf("consent page: %d: %.400s", st, body)
+	}
+	if !strings.Contains(body, "Living Room TV") || !strings.Contains(body, "<code>read</code>") {
+		return fmt.Errorf("consent page does not name the client and the scope: %.400s", body)
+	}
+	df := formOf(body)
+	df.Set("user_code", userCode)
+	if approve {
+		df.Set("approve", "1")
+	} else {
+		df.Set("deny", "1")
+	}
+	st, _, body, err = step(c, http.MethodPost, a.url+"/device/decide", df)
+	if err != nil {
+		return err
+	}
+	if st != http.StatusOK || !strings.Contains(body, `id="result"`) {
+		return fmt.Errorf("decide: %d: %.300s", st, body)
+	}
+	return nil
+}
+
+// TestDeviceInterop runs the device flow with golang.org/x/oauth2: DeviceAuth,
+// the user approving in a browser while DeviceAccessToken polls, a token
+// with the user as subject and a refresh family, refresh; then a second
+// redemption is invalid_grant and revokes the family (code_reuse).
+func TestDeviceInterop(t *testing.T) {
+	a := newDeviceHarness(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conf := a.deviceConf(tvID, "read")
+	da, err := conf.DeviceAuth(ctx, oauth2.SetAuthURLParam("resource", apiID))
+	if err != nil {
+		t.Fatalf("DeviceAuth: %v", err)
+	}
+	if !userCodeRE.MatchString(da.UserCode) || !strings.HasPrefix(da.DeviceCode, "vdc_") || da.Interval != 1 ||
+		da.VerificationURI != testIssuer+"/device" || da.VerificationURIComplete != testIssuer+"/device?user_code="+da.UserCode ||
+		time.Until(da.Expiry) < 9*time.Minute {
+		t.Fatalf("device authorization %+v", da)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		time.Sleep(1500 * time.Millisecond) // let the client poll while pending
+		errc <- a.deviceBrowser(browser(t), da.UserCode, true)
+	}()
+	tok, err := conf.DeviceAccessToken(ctx, da)
+	if berr := <-errc; berr != nil {
+		t.Fatalf("browser: %v", berr)
+	}
+	if err != nil {
+		t.Fatalf("DeviceAccessToken: %v", err)
+	}
+	c := claimsOf(t, tok.AccessToken)
+	fid, _ := c["fid"].(string)
+	sub, _ := c["sub"].(string)
+	if !strings.HasPrefix(sub, "usr_") || c["client_id"] != tvID || c["scope"] != "read" || c["aud"] != apiID ||
+		!strings.HasPrefix(tok.RefreshToken, "vrt_") || fid == "" || fid != tok.RefreshToken[4:26] || da.DeviceCode[4:26] != fid {
+		t.Fatalf("token %+v claims %v", tok, c)
+	}
+	tok.Expiry = time.Now().Add(-time.Minute)
+	next, err := conf.TokenSource(ctx, tok).Token()
+	if err != nil || next.RefreshToken == tok.RefreshToken {
+		t.Fatalf("refresh: %v", err)
+	}
+	// Second redemption: invalid_grant, the family revoked everywhere.
+	if r := a.poll(tvID, da.DeviceCode); r.Status != http.StatusBadRequest || r.code() != "invalid_grant" {
+		t.Fatalf("second redemption: %d %s", r.Status, r.Raw)
+	}
+	a.wantFamilyRevoked(t, fid, events.ReasonCodeReuse)
+	r := a.postUser(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {next.RefreshToken}, "client_id": {tvID}})
+	if r.code() != "invalid_grant" {
+		t.Fatalf("refresh after reuse: %d %s", r.Status, r.Raw)
+	}
+}
+
+// start posts /device_authorization for client id.
+func (a *authHarness) startDevice(t *testing.T, id string, extra url.Values) response {
+	t.Helper()
+	f := url.Values{"client_id": {id}}
+	for k, v := range extra {
+		f[k] = v
+	}
+	req, _ := http.NewRequest(http.MethodPost, a.url+"/device_authorization", strings.NewReader(f.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return a.do(req)
+}
+
+func (a *authHarness) startOK(t *testing.T, id string) (deviceCode, userCode string) {
+	t.Helper()
+	r := a.startDevice(t, id, url.Values{"scope": {"read"}})
+	dc, _ := r.Body["device_code"].(string)
+	uc, _ := r.Body["user_code"].(string)
+	if r.Status != http.StatusOK || dc == "" || uc == "" || r.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("device authorization: %d %s", r.Status, r.Raw)
+	}
+	return dc, uc
+}
+
+// TestDeviceErrors: the RFC 8628 answers of the token endpoint and the
+// refusals of the device endpoints and pages.
+func TestDeviceErrors(t *testing.T) {
+	a := newDeviceHarness(t)
+	ctx := context.Background()
+
+	t.Run("metadata", func(t *testing.T) {
+		r := a.do(mustReq(t, http.MethodGet, a.url+"/.well-known/oauth-authorization-server"))
+		if r.Body["device_authorization_endpoint"] != testIssuer+"/device_authorization" ||
+			!strings.Contains(r.Raw, "urn:ietf:params:oauth:grant-type:device_code") {
+			t.Fatalf("metadata %s", r.Raw)
+		}
+	})
+	for _, tc := range []struct {
+		name, id string
+		extra    url.Values
+		status   int
+		code     string
+	}{
+		{"client not allowed the grant", nodevID, nil, 400, "unauthorized_client"},
+		{"unknown client", "nobody", nil, 401, "invalid_client"},
+		{"scope not allowed", tvID, url.Values{"scope": {"admin"}}, 400, "invalid_scope"},
+		{"unknown resource", tvID, url.Values{"resource": {"https://other.example.test/"}}, 400, "invalid_target"},
+		{"repeated parameter", tvID, url.Values{"scope": {"read", "write"}}, 400, "invalid_request"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if r := a.startDevice(t, tc.id, tc.extra); r.Status != tc.status || r.code() != tc.code {
+				t.Fatalf("%d %s, want %d %s", r.Status, r.Raw, tc.status, tc.code)
+			}
+		})
+	}
+	t.Run("pending then slow_down", func(t *testing.T) {
+		dc, _ := a.startOK(t, tvID)
+		if r := a.poll(tvID, dc); r.Status != 400 || r.code() != "authorization_pending" {
+			t.Fatalf("first poll: %d %s", r.Status, r.Raw)
+		}
+		if r := a.poll(tvID, dc); r.Status != 400 || r.code() != "slow_down" {
+			t.Fatalf("fast poll: %d %s", r.Status, r.Raw)
+		}
+	})
+	t.Run("wrong client", func(t *testing.T) {
+		dc, _ := a.startOK(t, tvID)
+		if r := a.poll(tv2ID, dc); r.Status != 400 || r.code() != "invalid_grant" {
+			t.Fatalf("other client: %d %s", r.Status, r.Raw)
+		}
+		if r := a.poll(tvID, dc); r.code() != "authorization_pending" {
+			t.Fatalf("own client after a foreign poll: %d %s", r.Status, r.Raw)
+		}
+	})
+	t.Run("malformed device code", func(t *testing.T) {
+		for _, dc := range []string{"", "vdc_x", "vrt_" + strings.Repeat("A", 22) + "." + strings.Repeat("B", 43)} {
+			if r := a.poll(tvID, dc); r.Status != 400 || r.code() != "invalid_grant" {
+				t.Fatalf("%q: %d %s", dc, r.Status, r.Raw)
+			}
+		}
+	})
+	t.Run("deny", func(t *testing.T) {
+		conf := a.deviceConf(tvID, "read")
+		da, err := conf.DeviceAuth(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.deviceBrowser(browser(t), da.UserCode, false); err != nil {
+			t.Fatal(err)
+		}
+		if r := a.poll(tvID, da.DeviceCode); r.Status != 400 || r.code() != "access_denied" {
+			t.Fatalf("denied: %d %s", r.Status, r.Raw)
+		}
+		// The user code is spent: it cannot be approved afterwards.
+		if err := a.deviceBrowser(browser(t), da.UserCode, true); err == nil {
+			t.Fatal("a decided user code was accepted again")
+		}
+	})
+	t.Run("csrf", func(t *testing.T) {
+		_, uc := a.startOK(t, tvID)
+		c := browser(t)
+		if st, _, _, _ := step(c, http.MethodPost, a.url+"/device", url.Values{"user_code": {uc}}); st != http.StatusForbidden {
+			t.Fatalf("user code without csrf: %d", st)
+		}
+		if st, _, _, _ := step(c, http.MethodPost, a.url+"/device/decide", url.Values{"user_code": {uc}, "approve": {"1"}, "csrf": {strings.Repeat("A", 43)}}); st != http.StatusForbidden {
+			t.Fatalf("decision without a session's csrf: %d", st)
+		}
+	})
+	t.Run("frame and cache headers", func(t *testing.T) {
+		st, hdr, _, err := step(browser(t), http.MethodGet, a.url+"/device", nil)
+		if err != nil || st != 200 || !strings.Contains(hdr.Get("Content-Security-Policy"), "frame-ancestors 'none'") || hdr.Get("Cache-Control") != "no-store" {
+			t.Fatalf("%d %v %v", st, hdr, err)
+		}
+	})
+	t.Run("expired", func(t *testing.T) {
+		dc, uc := a.startOK(t, tvID)
+		a.clock.Advance(11 * time.Minute)
+		defer a.clock.Advance(-11 * time.Minute)
+		if r := a.poll(tvID, dc); r.Status != 400 || r.code() != "expired_token" {
+			t.Fatalf("expired: %d %s", r.Status, r.Raw)
+		}
+		if err := a.deviceBrowser(browser(t), uc, true); err == nil {
+			t.Fatal("an expired user code was accepted")
+		}
+	})
+	// Last: it leaves this client address blocked at the pages.
+	t.Run("user code entry is rate limited", func(t *testing.T) {
+		_, uc := a.startOK(t, tvID)
+		c := browser(t)
+		_, _, body, _ := step(c, http.MethodGet, a.url+"/device", nil)
+		f := formOf(body)
+		var st int
+		for i := 0; i < 40 && st != http.StatusTooManyRequests; i++ {
+			f.Set("user_code", "BBBB-BBBB")
+			st, _, _, _ = step(c, http.MethodPost, a.url+"/device", f)
+		}
+		if st != http.StatusTooManyRequests {
+			t.Fatalf("no limit after 40 wrong codes: %d", st)
+		}
+		f.Set("user_code", uc)
+		if st, _, _, _ := step(c, http.MethodPost, a.url+"/device", f); st != http.StatusTooManyRequests {
+			t.Fatalf("a valid code while limited: %d", st)
+		}
+	})
+}
+
+func mustReq(t *testing.T, method, u string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}

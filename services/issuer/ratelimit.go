@@ -1,0 +1,114 @@
+package issuer
+
+// Password-guessing limits (docs/authorize.md, "Password guessing"): the
+// client address a request counts against, and the LoginLimiter the login
+// handler asks before it hashes a password.
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/valetauth/valet/pkg/config"
+	"github.com/valetauth/valet/pkg/ratelimit"
+)
+
+// LoginLimiter slows password guessing per account and per client address,
+// across replicas (*ratelimit.Login, in Redis). Errors mean the limits
+// cannot be read: the login fails closed (503).
+type LoginLimiter interface {
+	// Allow returns 0 when an attempt may go ahead (and reserves it), or how
+	// long to wait.
+	Allow(ctx context.Context, username, addr string) (time.Duration, error)
+	// Failed counts a wrong password.
+	Failed(ctx context.Context, username, addr string) (time.Duration, error)
+	// Succeeded forgets the account's failures.
+	Succeeded(ctx context.Context, username, addr string) error
+}
+
+var _ LoginLimiter = (*ratelimit.Login)(nil)
+
+// clientAddr is the address a request counts against: the peer, unless the
+// peer is a trusted proxy; then the right-most X-Forwarded-For entry that is
+// not a trusted proxy (entries left of it could be written by anyone). IPv6
+// addresses count per /64, which one subscriber usually holds whole.
+func clientAddr(r *http.Request, trusted []netip.Prefix) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	peer, err := netip.ParseAddr(host)
+	if err != nil {
+		return "invalid:" + host
+	}
+	peer = peer.Unmap()
+	if isTrusted(peer, trusted) {
+		var hops []string
+		for _, v := range r.Header.Values("X-Forwarded-For") {
+			hops = append(hops, strings.Split(v, ",")...)
+		}
+		for i := len(hops) - 1; i >= 0; i-- {
+			a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+			if err != nil {
+				break // malformed: believe nothing further left
+			}
+			peer = a.Unmap()
+			if !isTrusted(peer, trusted) {
+				break
+			}
+		}
+	}
+	if peer.Is6() {
+		p, _ := peer.Prefix(64)
+		return p.String()
+	}
+	return peer.String()
+}
+
+func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
+	for _, p := range trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// retryAfterSeconds renders a wait for Retry-After: whole seconds, at
+// least 1.
+func retryAfterSeconds(d time.Duration) string {
+	s := int64((d + time.Second - 1) / time.Second)
+	return strconv.FormatInt(max(s, 1), 10)
+}
+
+// waitText says a wait the way the login page does.
+func waitText(d time.Duration) string {
+	s := (d + time.Second - 1) / time.Second
+	switch {
+	case s <= 1:
+		return "a second"
+	case s < 90:
+		return strconv.FormatInt(int64(s), 10) + " seconds"
+	default:
+		return strconv.FormatInt(int64((s+59)/60), 10) + " minutes"
+	}
+}
+
+// loginLimits is the login handler's share of the limits.
+type loginLimits struct {
+	limiter LoginLimiter // nil: none
+	trusted []netip.Prefix
+}
+
+func newLoginLimits(cfg *config.Config, l LoginLimiter) (loginLimits, error) {
+	trusted, err := cfg.Limits.TrustedProxyPrefixes()
+	if err != nil {
+		return loginLimits{}, fmt.Errorf("issuer: limits.trusted_proxies: %w", err)
+	}
+	return loginLimits{limiter: l, trusted: trusted}, nil
+}
