@@ -99,8 +99,11 @@ type SigningKey struct {
 
 // Session is a browser login session, stored by the hash of its cookie.
 type Session struct {
-	Hash      Hash
-	Subject   string
+	Hash    Hash
+	Subject string
+	// Name is the login name, shown on consent pages; never an identifier
+	// (Subject is).
+	Name      string
 	AuthTime  time.Time
 	CreatedAt time.Time
 	ExpiresAt time.Time

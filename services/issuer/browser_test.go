@@ -105,7 +105,7 @@ func TestBrowserAuthCodeApprove(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{browserClientName, "read", "write"} {
+	for _, want := range []string{browserClientName, alice, "read", "write"} {
 		if !strings.Contains(text, want) {
 			t.Fatalf("consent page does not mention %q:\n%s", want, text)
 		}

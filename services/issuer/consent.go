@@ -18,7 +18,7 @@ func (a *authorize) renderConsent(w http.ResponseWriter, ar *authRequest, sess *
 		name = ar.aud
 	}
 	return a.render(w, http.StatusOK, "consent", page{Title: "Allow access", Action: consentPath, CSRF: sessionCSRF(sid),
-		Request: ar.raw, Client: clientName(ar.client), Resource: name, Username: sess.Subject, Scopes: ar.scopes})
+		Request: ar.raw, Client: clientName(ar.client), Resource: name, Username: displayName(sess), Scopes: ar.scopes})
 }
 
 // consent answers POST /consent: the session's CSRF token, the request
@@ -87,4 +87,13 @@ func (a *authorize) logout(c echo.Context) error {
 	}
 	http.SetCookie(w, a.cookie(sessionCookie, "", -1))
 	return a.render(w, http.StatusOK, "logout", page{Title: "Signed out", Done: true})
+}
+
+// displayName is the name a consent page shows for the signed-in user: the
+// login name, or the subject for sessions made before names were stored.
+func displayName(sess *store.Session) string {
+	if sess.Name != "" {
+		return sess.Name
+	}
+	return sess.Subject
 }

@@ -348,7 +348,7 @@ func (d *deviceFlow) enter(c echo.Context) error {
 	}
 	d.outcomes.WithLabelValues("consent").Inc()
 	return d.render(w, http.StatusOK, "device_consent", devicePage{Title: "Allow device access", Action: deviceDecidePath,
-		CSRF: sessionCSRF(sid), UserCode: dc.UserCode, Client: clientName(cl), Resource: resource, Username: sess.Subject, Scopes: dc.Scopes})
+		CSRF: sessionCSRF(sid), UserCode: dc.UserCode, Client: clientName(cl), Resource: resource, Username: displayName(sess), Scopes: dc.Scopes})
 }
 
 // decide answers POST /device/decide: the session's CSRF token, the code

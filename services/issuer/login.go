@@ -101,7 +101,7 @@ func (a *authorize) login(c echo.Context) error {
 	now := a.now()
 	csrfHash := hashOf(sessionCSRF(sid))
 	err = a.sessions.CreateSession(r.Context(), store.Session{
-		Hash: hashOf(sid), Subject: u.Subject, AuthTime: now, CreatedAt: now, ExpiresAt: now.Add(a.sessionTTL),
+		Hash: hashOf(sid), Subject: u.Subject, Name: u.Username, AuthTime: now, CreatedAt: now, ExpiresAt: now.Add(a.sessionTTL),
 		CSRF: csrfHash[:],
 	})
 	if err != nil {

@@ -20,6 +20,7 @@ const subjectTypeUser = "user"
 // sessionRecord is the stored JSON of a store.Session; the hash is the key.
 type sessionRecord struct {
 	Subject   string    `json:"sub"`
+	Name      string    `json:"name,omitempty"`
 	AuthTime  time.Time `json:"auth_time"`
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
@@ -52,7 +53,7 @@ func (s *Store) CreateSession(ctx context.Context, sess store.Session) error {
 		return fmt.Errorf("%s: creation time and expiry are required", op)
 	}
 	rec := sessionRecord{
-		Subject: sess.Subject, AuthTime: sess.AuthTime.UTC(), CreatedAt: sess.CreatedAt.UTC(),
+		Subject: sess.Subject, Name: sess.Name, AuthTime: sess.AuthTime.UTC(), CreatedAt: sess.CreatedAt.UTC(),
 		ExpiresAt: sess.ExpiresAt.UTC(), CSRF: sess.CSRF,
 	}
 	return s.update(ctx, op, func(t *txn) error {
@@ -82,7 +83,7 @@ func (s *Store) GetSession(ctx context.Context, h store.Hash, skew time.Duration
 	if err != nil {
 		return store.Session{}, err
 	}
-	return store.Session{Hash: h, Subject: r.Subject, AuthTime: r.AuthTime, CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt, CSRF: r.CSRF}, nil
+	return store.Session{Hash: h, Subject: r.Subject, Name: r.Name, AuthTime: r.AuthTime, CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt, CSRF: r.CSRF}, nil
 }
 
 // DeleteSession ends a session (logout); an unknown session succeeds.

@@ -36,6 +36,7 @@ func testSession(seed, subject string, created time.Time) store.Session {
 	return store.Session{
 		Hash:      hashOf(seed),
 		Subject:   subject,
+		Name:      "name-of-" + subject,
 		AuthTime:  created.Add(-time.Second),
 		CreatedAt: created,
 		ExpiresAt: created.Add(8 * time.Hour),

@@ -41,6 +41,7 @@ func (s *Store) consentKey(subject, clientID, resource string) string {
 // sessionRecord is the stored JSON of a store.Session; the hash is the key.
 type sessionRecord struct {
 	Subject   string    `json:"sub"`
+	Name      string    `json:"name,omitempty"`
 	AuthTime  time.Time `json:"auth_time"`
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
@@ -70,6 +71,7 @@ func (s *Store) CreateSession(ctx context.Context, sess store.Session) error {
 	}
 	data, err := json.Marshal(sessionRecord{
 		Subject:   sess.Subject,
+		Name:      sess.Name,
 		AuthTime:  sess.AuthTime.UTC(),
 		CreatedAt: sess.CreatedAt.UTC(),
 		ExpiresAt: sess.ExpiresAt.UTC(),
@@ -114,6 +116,7 @@ func (s *Store) GetSession(ctx context.Context, h store.Hash, skew time.Duration
 	return store.Session{
 		Hash:      h,
 		Subject:   r.Subject,
+		Name:      r.Name,
 		AuthTime:  r.AuthTime,
 		CreatedAt: r.CreatedAt,
 		ExpiresAt: r.ExpiresAt,
