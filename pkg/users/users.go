@@ -2,8 +2,9 @@
 // password hashes (RFC 9106), behind a narrow interface so that an upstream
 // OIDC or LDAP login can replace it later.
 //
-// Backends: Redis (this package, keys under the store's prefix). A bbolt
-// backend for the embedded dev default is not written yet.
+// Backends: Redis (this package, keys under the store's prefix) and the
+// embedded bbolt store ((*bolt.Store).Users in pkg/store/bolt, a bucket of
+// the same file).
 package users
 
 import (

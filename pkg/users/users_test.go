@@ -54,9 +54,12 @@ func newRedis(t *testing.T) *users.Redis {
 	return users.NewRedis(rdb, srv.Prefix)
 }
 
-func TestRedisAuthenticator(t *testing.T) {
+func TestRedisAuthenticator(t *testing.T) { testAuthenticator(t, newRedis(t)) }
+
+// testAuthenticator is the contract every backend passes, through the
+// Authenticator: create, duplicate, authenticate, reset, disable, list.
+func testAuthenticator(t *testing.T, st users.Store) {
 	ctx := context.Background()
-	st := newRedis(t)
 	a, err := users.NewAuthenticator(st, fast)
 	if err != nil {
 		t.Fatal(err)
@@ -108,8 +111,14 @@ func TestRedisAuthenticator(t *testing.T) {
 	if err := a.SetPassword(ctx, "nobody", "x"); !errors.Is(err, users.ErrNotFound) {
 		t.Fatalf("reset unknown: %v", err)
 	}
+	if err := st.Put(ctx, users.User{Username: "nobody"}); !errors.Is(err, users.ErrNotFound) {
+		t.Fatalf("put unknown: %v", err)
+	}
+	if _, err := a.Add(ctx, "aaron", "pw-3"); err != nil {
+		t.Fatal(err)
+	}
 	list, err := st.List(ctx)
-	if err != nil || len(list) != 1 || list[0].Username != "alice@example.com" {
+	if err != nil || len(list) != 2 || list[0].Username != "aaron" || list[1].Username != "alice@example.com" || !list[1].Disabled {
 		t.Fatalf("List = %v, %v", list, err)
 	}
 }

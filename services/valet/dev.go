@@ -51,6 +51,7 @@ import (
 	"github.com/valetauth/valet/pkg/store"
 	boltstore "github.com/valetauth/valet/pkg/store/bolt"
 	redisstore "github.com/valetauth/valet/pkg/store/redis"
+	"github.com/valetauth/valet/pkg/users"
 	"github.com/valetauth/valet/services/edge"
 	"github.com/valetauth/valet/services/introspection"
 	"github.com/valetauth/valet/services/issuer"
@@ -149,6 +150,7 @@ type devServer struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	st       store.Store
+	users    users.Store
 	chk      *pkgedge.Checker
 	services []namedService
 	gateway  *gateway
@@ -255,6 +257,9 @@ func newDev(ctx context.Context, o devOptions) (_ *devServer, err error) {
 			return nil, err
 		}
 		d.st = rs
+		// Users live in the same Redis, under the same prefix, as with
+		// cmd/issuer.
+		d.users = users.NewRedis(rdb, cfg.Redis.KeyPrefix)
 	} else {
 		path := filepath.Join(o.DataDir, "valet.db")
 		bs, err := boltstore.New(path, aead, boltstore.WithLogger(d.log),
@@ -263,6 +268,8 @@ func newDev(ctx context.Context, o devOptions) (_ *devServer, err error) {
 			return nil, fmt.Errorf("%w\n(is another `valet dev` running on %s? one process per data directory; use --data for another)", err, o.DataDir)
 		}
 		d.st = bs
+		// Users live in the same file (its users bucket).
+		d.users = bs.Users()
 	}
 	d.closers = append(d.closers, func() { _ = d.st.Close() })
 
@@ -306,8 +313,15 @@ func newDev(ctx context.Context, o devOptions) (_ *devServer, err error) {
 		return nil, err
 	}
 
+	// The local user store behind the login page (argon2id, as in
+	// cmd/issuer).
+	ua, err := users.NewAuthenticator(d.users, users.DefaultParams)
+	if err != nil {
+		return nil, err
+	}
+
 	// Demo data, straight into the store, before any cache reads it.
-	if d.creds, d.fresh, err = seedDemo(ctx, d.st, hasher, cfg, o.DataDir); err != nil {
+	if d.creds, d.fresh, err = seedDemo(ctx, d.st, hasher, ua, cfg, o.DataDir); err != nil {
 		return nil, err
 	}
 
@@ -381,6 +395,10 @@ func newDev(ctx context.Context, o devOptions) (_ *devServer, err error) {
 	iss, err := issuer.New(cfg, issuer.Deps{
 		Logger: d.log, Registry: issReg,
 		Store: d.st, Keys: km, Clients: cache, Secrets: hasher,
+		// The user grants (authorization code with PKCE, refresh, device,
+		// login and consent pages), wired as in cmd/issuer. LoginLimiter
+		// stays nil: dev mode does not slow password guessing.
+		Grants: d.st, Sessions: d.st, Users: ua, Revoker: rev, Audit: pub,
 		Ready: []server.Check{natsReady},
 	})
 	if err != nil {
@@ -624,6 +642,8 @@ func (d *devServer) banner(addrs map[string][2]net.Addr, gw net.Addr) {
 	fmt.Fprintf(w, "demo resource     %s  (scopes: read write)\n", c.Resource)
 	fmt.Fprintf(w, "demo client       %s / %s  (client_credentials)\n", c.ClientID, c.ClientSecret)
 	fmt.Fprintf(w, "admin client      %s / %s  (resource %s, scope valet:admin)\n", c.AdminClientID, c.AdminClientSecret, c.AdminResource)
+	fmt.Fprintf(w, "demo public app   %s  (authorization_code + PKCE, refresh_token, device_code; redirect %s, any port)\n", c.SPAClientID, demoSPARedirect)
+	fmt.Fprintf(w, "demo user         %s / %s  (login page: %s)\n", c.Username, c.Password, cfg.Services.Issuer.URL("/authorize"))
 	envPath := filepath.Join(d.opts.DataDir, demoEnvFile)
 	if err := writeDemoEnv(envPath, c, [][2]string{
 		{"ISSUER", cfg.Issuer},

@@ -18,6 +18,7 @@ import (
 	"github.com/valetauth/valet/pkg/config"
 	"github.com/valetauth/valet/pkg/secret"
 	"github.com/valetauth/valet/pkg/store"
+	"github.com/valetauth/valet/pkg/users"
 	"github.com/valetauth/valet/services/edge"
 )
 
@@ -32,6 +33,17 @@ const (
 	// demoAdminClientID is the admin client: valet:admin on the admin
 	// audience (adminauth.Audience of the issuer).
 	demoAdminClientID = "valet-admin"
+	// demoSPAClientID is the demo public client of the browser flows:
+	// authorization code with PKCE, refresh and device, scopes read and
+	// write on demoResource.
+	demoSPAClientID = "demo-spa"
+	// demoSPARedirect is its redirect URI; any port of it is accepted (the
+	// loopback exception of RFC 8252 §7.3 for public clients).
+	demoSPARedirect = "http://127.0.0.1/callback"
+	// demoUsername is the demo user of the login page.
+	demoUsername = "demo"
+	// grantDeviceCode is the device grant's type (RFC 8628 §3.4).
+	grantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
 )
 
 // Files of the data directory.
@@ -62,6 +74,12 @@ type demoCredentials struct {
 	AdminResource     string `json:"admin_resource"`
 	AdminClientID     string `json:"admin_client_id"`
 	AdminClientSecret string `json:"admin_client_secret"`
+	// SPAClientID is the public client of the browser flows (no secret).
+	SPAClientID string `json:"spa_client_id,omitempty"`
+	// Username and Password are the demo user's; the store holds only the
+	// password's argon2id hash.
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
 }
 
 // devKEK returns the development key-encryption key of dir, generating it
@@ -120,13 +138,14 @@ type hashVerifier interface {
 	Verify(stored []byte, s string) (bool, error)
 }
 
-// seedDemo makes sure the demo resource server, the demo client and the
-// admin client exist with the secrets of the data directory's credentials
+// seedDemo makes sure the demo resource server, the demo client, the
+// admin client, the public demo-spa client and (ua not nil) the demo user
+// exist with the secrets of the data directory's credentials
 // file, generating the secrets at first start. It reports whether the
 // credentials were generated now. It is idempotent: a later start finds
 // everything in place and changes nothing; a store that lost a client (or a
 // credentials file that was deleted) is repaired.
-func seedDemo(ctx context.Context, st store.ClientStore, h hashVerifier, cfg *config.Config, dir string) (demoCredentials, bool, error) {
+func seedDemo(ctx context.Context, st store.ClientStore, h hashVerifier, ua demoUsers, cfg *config.Config, dir string) (demoCredentials, bool, error) {
 	path := filepath.Join(dir, demoCredentialsFile)
 	var c demoCredentials
 	fresh := false
@@ -149,6 +168,16 @@ func seedDemo(ctx context.Context, st store.ClientStore, h hashVerifier, cfg *co
 		}
 	}
 	c.AdminResource = adminauth.Audience(cfg.Issuer)
+	// Files written before the demo user existed gain one.
+	if c.SPAClientID == "" {
+		c.SPAClientID = demoSPAClientID
+	}
+	if c.Username == "" || c.Password == "" {
+		c.Username = demoUsername
+		if c.Password, err = secret.New(); err != nil {
+			return c, false, err
+		}
+	}
 	out, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
 		return c, false, err
@@ -181,7 +210,102 @@ func seedDemo(ctx context.Context, st store.ClientStore, h hashVerifier, cfg *co
 			return c, false, err
 		}
 	}
+	if err := ensurePublicClient(ctx, st, store.Client{
+		ID: c.SPAClientID, Name: "Valet dev demo SPA", Type: store.Public,
+		GrantTypes:   []string{"authorization_code", "refresh_token", grantDeviceCode},
+		RedirectURIs: []string{demoSPARedirect},
+		Resources:    map[string][]string{c.Resource: {"read", "write"}}, DefaultResource: c.Resource,
+	}, now); err != nil {
+		return c, false, err
+	}
+	if ua != nil {
+		if err := ensureUser(ctx, ua, c.Username, c.Password); err != nil {
+			return c, false, err
+		}
+	}
 	return c, fresh, nil
+}
+
+// ensurePublicClient creates want, or gives an existing client of that id
+// want's grant types, redirect URIs and resources when it lacks them.
+func ensurePublicClient(ctx context.Context, st store.ClientStore, want store.Client, now time.Time) error {
+	got, err := st.GetClient(ctx, want.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		want.CreatedAt, want.UpdatedAt = now, now
+		if err := st.CreateClient(ctx, want); err != nil {
+			return fmt.Errorf("create client %s: %w", want.ID, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read client %s: %w", want.ID, err)
+	}
+	changed := false
+	for _, g := range want.GrantTypes {
+		if !slices.Contains(got.GrantTypes, g) {
+			got.GrantTypes = append(got.GrantTypes, g)
+			changed = true
+		}
+	}
+	for _, r := range want.RedirectURIs {
+		if !slices.Contains(got.RedirectURIs, r) {
+			got.RedirectURIs = append(got.RedirectURIs, r)
+			changed = true
+		}
+	}
+	for res, scopes := range want.Resources {
+		if _, ok := got.Resources[res]; !ok {
+			if got.Resources == nil {
+				got.Resources = map[string][]string{}
+			}
+			got.Resources[res] = scopes
+			got.DefaultResource = want.DefaultResource
+			changed = true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	got.UpdatedAt = now
+	if _, err := st.UpdateClient(ctx, got); err != nil {
+		return fmt.Errorf("update client %s: %w", want.ID, err)
+	}
+	return nil
+}
+
+// demoUsers is what seeding needs of *users.Authenticator.
+type demoUsers interface {
+	Authenticate(ctx context.Context, username, password string) (users.User, error)
+	Add(ctx context.Context, username, password string) (users.User, error)
+	SetPassword(ctx context.Context, username, password string) error
+	SetDisabled(ctx context.Context, username string, disabled bool) error
+}
+
+// ensureUser creates the demo user with password, or, when it exists but
+// does not accept password (reset credentials file, disabled account),
+// enables it and sets password.
+func ensureUser(ctx context.Context, ua demoUsers, username, password string) error {
+	_, err := ua.Authenticate(ctx, username, password)
+	if !errors.Is(err, users.ErrInvalidCredentials) {
+		if err != nil {
+			return fmt.Errorf("check demo user %s: %w", username, err)
+		}
+		return nil
+	}
+	_, err = ua.Add(ctx, username, password)
+	if !errors.Is(err, users.ErrAlreadyExists) {
+		if err != nil {
+			return fmt.Errorf("create demo user %s: %w", username, err)
+		}
+		return nil
+	}
+	if err := ua.SetPassword(ctx, username, password); err != nil {
+		return fmt.Errorf("reset demo user %s: %w", username, err)
+	}
+	if err := ua.SetDisabled(ctx, username, false); err != nil {
+		return fmt.Errorf("enable demo user %s: %w", username, err)
+	}
+	return nil
 }
 
 // ensureClient creates want as a confidential client_credentials client
@@ -239,6 +363,7 @@ func writeDemoEnv(path string, c demoCredentials, vars [][2]string) error {
 	all := append([][2]string{
 		{"CLIENT_ID", c.ClientID}, {"CLIENT_SECRET", c.ClientSecret}, {"RESOURCE", c.Resource},
 		{"ADMIN_CLIENT_ID", c.AdminClientID}, {"ADMIN_CLIENT_SECRET", c.AdminClientSecret}, {"ADMIN_RESOURCE", c.AdminResource},
+		{"SPA_CLIENT_ID", c.SPAClientID}, {"DEMO_USERNAME", c.Username}, {"DEMO_PASSWORD", c.Password},
 	}, vars...)
 	for _, kv := range all {
 		fmt.Fprintf(&b, "export %s='%s'\n", kv[0], kv[1])

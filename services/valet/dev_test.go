@@ -5,18 +5,22 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"html"
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/oauth2"
 )
 
 // devHarness runs valet dev in this process on free ports and a data
@@ -342,4 +346,177 @@ func TestDevEnv(t *testing.T) {
 			}
 		})
 	}
+}
+
+// browser is a cookie-keeping client that follows no redirect.
+func browser(t *testing.T) *http.Client {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Jar: jar, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// page is one response of the browser.
+type page struct {
+	status int
+	loc    string
+	body   string
+}
+
+func browse(t *testing.T, c *http.Client, method, u string, form url.Values) page {
+	t.Helper()
+	var res *http.Response
+	var err error
+	if method == http.MethodPost {
+		res, err = c.PostForm(u, form)
+	} else {
+		res, err = c.Get(u)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return page{res.StatusCode, res.Header.Get("Location"), string(b)}
+}
+
+var hiddenRE = regexp.MustCompile(`name="(csrf|request)" value="([^"]*)"`)
+
+// hidden returns the hidden csrf and request fields of a page's form.
+func hidden(t *testing.T, body string) url.Values {
+	t.Helper()
+	v := url.Values{}
+	for _, m := range hiddenRE.FindAllStringSubmatch(body, -1) {
+		v.Set(m[1], html.UnescapeString(m[2]))
+	}
+	if v.Get("csrf") == "" {
+		t.Fatalf("no csrf field in page: %.400s", body)
+	}
+	return v
+}
+
+// authCode runs the authorization code flow with PKCE as the demo user in
+// a fresh browser, through the login page and (wantConsent: consent not
+// remembered yet) the consent page, and exchanges the code.
+func authCode(t *testing.T, env map[string]string, conf *oauth2.Config, wantConsent bool) *oauth2.Token {
+	t.Helper()
+	c, base := browser(t), env["ISSUER"]
+	verifier := oauth2.GenerateVerifier()
+	p := browse(t, c, http.MethodGet, conf.AuthCodeURL("st-1", oauth2.S256ChallengeOption(verifier),
+		oauth2.SetAuthURLParam("resource", env["RESOURCE"])), nil)
+	if p.status != http.StatusOK || !strings.Contains(p.body, `id="password"`) {
+		t.Fatalf("authorize: %d, want the login page: %.400s", p.status, p.body)
+	}
+	f := hidden(t, p.body)
+	f.Set("username", env["DEMO_USERNAME"])
+	f.Set("password", env["DEMO_PASSWORD"])
+	if p = browse(t, c, http.MethodPost, base+"/login", f); p.status != http.StatusSeeOther {
+		t.Fatalf("login: %d: %.400s", p.status, p.body)
+	}
+	p = browse(t, c, http.MethodGet, base+p.loc, nil)
+	if consent := p.status == http.StatusOK && strings.Contains(p.body, `id="approve"`); consent != wantConsent {
+		t.Fatalf("after login: %d %s, consent page %v, want %v: %.400s", p.status, p.loc, consent, wantConsent, p.body)
+	}
+	if wantConsent {
+		f = hidden(t, p.body)
+		f.Set("approve", "1")
+		p = browse(t, c, http.MethodPost, base+"/consent", f)
+	}
+	if p.status != http.StatusFound && p.status != http.StatusSeeOther {
+		t.Fatalf("authorization ended with %d: %.400s", p.status, p.body)
+	}
+	u, err := url.Parse(p.loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	if !strings.HasPrefix(p.loc, conf.RedirectURL) || q.Get("state") != "st-1" || q.Get("iss") != base || q.Get("code") == "" {
+		t.Fatalf("redirect %s: want %s with code, state and iss", p.loc, conf.RedirectURL)
+	}
+	tok, err := conf.Exchange(context.Background(), q.Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatalf("Exchange: %v", err)
+	}
+	if tok.RefreshToken == "" {
+		t.Fatal("no refresh token")
+	}
+	return tok
+}
+
+// wantUserAllowed checks a 200 from the demo upstream for a token of the
+// demo-spa client.
+func wantUserAllowed(t *testing.T, env map[string]string, at string) {
+	t.Helper()
+	status, _, body := callAPI(t, env, at)
+	if status != http.StatusOK {
+		t.Fatalf("API: %d %s, want 200", status, body)
+	}
+	var echo map[string]string
+	if err := json.Unmarshal(body, &echo); err != nil {
+		t.Fatalf("API body %s: %v", body, err)
+	}
+	if echo["client_id"] != env["SPA_CLIENT_ID"] || !strings.Contains(echo["scope"], "read") {
+		t.Fatalf("upstream saw identity %v", echo)
+	}
+}
+
+// TestDevBrowserFlow: the demo user logs in to the public demo-spa client
+// (authorization code with PKCE, any loopback port), the token passes the
+// edge, the refresh token rotates; after a restart the same password logs
+// in again, the consent is remembered and the rotated refresh token still
+// works.
+func TestDevBrowserFlow(t *testing.T) {
+	h := newDevHarness(t)
+	h.start()
+	env := h.demoEnv()
+	for _, k := range []string{"SPA_CLIENT_ID", "DEMO_USERNAME", "DEMO_PASSWORD", "ISSUER"} {
+		if env[k] == "" {
+			t.Fatalf("demo.env lacks %s: %v", k, env)
+		}
+	}
+	if env["DEMO_USERNAME"] != demoUsername || !strings.Contains(h.out.String(), env["DEMO_PASSWORD"]) {
+		t.Fatalf("banner lacks the demo user's password:\n%s", h.out.String())
+	}
+	conf := &oauth2.Config{
+		ClientID: env["SPA_CLIENT_ID"], RedirectURL: "http://127.0.0.1:49152/callback", Scopes: []string{"read", "write"},
+		Endpoint: oauth2.Endpoint{AuthURL: env["ISSUER"] + "/authorize", TokenURL: env["TOKEN_URL"], AuthStyle: oauth2.AuthStyleInParams},
+	}
+	ctx := context.Background()
+	tok := authCode(t, env, conf, true)
+	wantUserAllowed(t, env, tok.AccessToken)
+
+	tok.Expiry = time.Now().Add(-time.Minute)
+	next, err := conf.TokenSource(ctx, tok).Token()
+	if err != nil {
+		t.Fatalf("refresh: %v", err)
+	}
+	if next.RefreshToken == tok.RefreshToken || next.AccessToken == tok.AccessToken {
+		t.Fatal("refresh did not rotate")
+	}
+	wantUserAllowed(t, env, next.AccessToken)
+
+	// The device flow is on for demo-spa too (RFC 8628 §3.1).
+	req, _ := http.NewRequest(http.MethodPost, env["ISSUER"]+"/device_authorization", strings.NewReader(url.Values{
+		"client_id": {env["SPA_CLIENT_ID"]}, "scope": {"read"},
+	}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if status, _, body := do(t, req); status != http.StatusOK || !strings.Contains(string(body), `"user_code"`) {
+		t.Fatalf("device authorization: %d %s", status, body)
+	}
+
+	h.stop()
+	h.start()
+	env2 := h.demoEnv()
+	if env2["DEMO_PASSWORD"] != env["DEMO_PASSWORD"] {
+		t.Fatal("the demo password changed across a restart")
+	}
+	next.Expiry = time.Now().Add(-time.Minute)
+	if _, err := conf.TokenSource(ctx, next).Token(); err != nil {
+		t.Fatalf("refresh after restart: %v", err)
+	}
+	// The consent given before the restart is remembered.
+	wantUserAllowed(t, env2, authCode(t, env2, conf, false).AccessToken)
 }
