@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/valetauth/valet/pkg/clientauth"
 	"github.com/valetauth/valet/pkg/config"
+	"github.com/valetauth/valet/pkg/cors"
 	"github.com/valetauth/valet/pkg/keys"
 	"github.com/valetauth/valet/pkg/server"
 	"github.com/valetauth/valet/pkg/store"
@@ -65,6 +67,11 @@ type Deps struct {
 	Secrets clientauth.Verifier
 	// Clock replaces time.Now when set (tests).
 	Clock func() time.Time
+	// Origins are the browser origins allowed cross-origin access to
+	// /token, discovery and JWKS (*cors.Registry: every enabled public
+	// client's CORSOrigins). Nil: no CORS headers at all. No other route
+	// gets CORS (docs/clients.md, CORS).
+	Origins cors.Origins
 
 	// Grants, Sessions, Users and Revoker, all set, turn on the user
 	// grants: /authorize with its login and consent pages, and the
@@ -148,11 +155,14 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 	}
 
 	pub := srv.Public
+	docCORS := cors.Policy{Origins: deps.Origins, Methods: []string{http.MethodGet}}.Middleware()
+	docMethods := []string{http.MethodGet, http.MethodOptions}
 	for _, p := range disc.paths() {
-		pub.GET(p, disc.metadata)
+		pub.Match(docMethods, p, disc.metadata, docCORS)
 	}
-	pub.GET(jwksPath, disc.jwks)
-	pub.Any(tokenPath, tok.serve)
+	pub.Match(docMethods, jwksPath, disc.jwks, docCORS)
+	pub.Any(tokenPath, tok.serve, cors.Policy{Origins: deps.Origins, Methods: []string{http.MethodPost},
+		Expose: []string{"WWW-Authenticate", "Retry-After"}}.Middleware())
 	if deps.Admin != nil {
 		if err := mountAdmin(cfg, srv, *deps.Admin, deps.Logger, now); err != nil {
 			return nil, err

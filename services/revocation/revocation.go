@@ -3,6 +3,7 @@ package revocation
 import (
 	"context"
 	"errors"
+	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,6 +12,7 @@ import (
 	"github.com/valetauth/valet/pkg/adminauth"
 	"github.com/valetauth/valet/pkg/clientauth"
 	"github.com/valetauth/valet/pkg/config"
+	"github.com/valetauth/valet/pkg/cors"
 	"github.com/valetauth/valet/pkg/edge"
 	"github.com/valetauth/valet/pkg/revoke"
 	"github.com/valetauth/valet/pkg/server"
@@ -67,6 +69,10 @@ type Deps struct {
 	Checker Checker
 	// Clock replaces time.Now when set (tests).
 	Clock func() time.Time
+	// Origins are the browser origins allowed cross-origin access to
+	// /revoke (*cors.Registry: every enabled public client's CORSOrigins).
+	// Nil: no CORS headers. No other route gets CORS.
+	Origins cors.Origins
 	// Ready lists further /readyz checks (NATS, JWKS, ...).
 	Ready []server.Check
 }
@@ -130,7 +136,8 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 		auth: auth, st: deps.Store, rev: deps.Revoker, check: deps.Checker,
 		met: met, log: deps.Logger, now: now, maxBody: cfg.Limits.MaxBodyBytes,
 	}
-	srv.Public.Any(RevokePath, ep.serve)
+	srv.Public.Any(RevokePath, ep.serve, cors.Policy{Origins: deps.Origins, Methods: []string{http.MethodPost},
+		Expose: []string{"WWW-Authenticate", "Retry-After"}}.Middleware())
 	adm := &admin{rev: deps.Revoker, met: met, log: deps.Logger, now: now}
 	g := srv.Admin.Group(AdminPrefix, guard.Middleware())
 	g.POST("/family", adm.family)

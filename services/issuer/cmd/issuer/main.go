@@ -30,6 +30,7 @@ import (
 	"github.com/valetauth/valet/pkg/bus"
 	"github.com/valetauth/valet/pkg/clients"
 	"github.com/valetauth/valet/pkg/config"
+	"github.com/valetauth/valet/pkg/cors"
 	"github.com/valetauth/valet/pkg/edge"
 	"github.com/valetauth/valet/pkg/keys"
 	"github.com/valetauth/valet/pkg/ratelimit"
@@ -173,6 +174,13 @@ func build(ctx context.Context, env boot.Env) (boot.Runner, error) {
 		closeAll()
 		return nil, err
 	}
+	// CORS allow-list: every enabled public client's origins, re-read from
+	// the registry every few seconds; empty until the first read.
+	origins, err := cors.NewRegistry(st, cors.WithLogger(log))
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
 
 	// The admin API's tokens are checked by the edge's own code, against
 	// this replica's key ring served in-process (issuer.LocalJWKS).
@@ -213,7 +221,7 @@ func build(ctx context.Context, env boot.Env) (boot.Runner, error) {
 		return nil, err
 	}
 	svc, err := issuer.New(cfg, issuer.Deps{
-		Logger: log, Registry: env.Registry,
+		Logger: log, Registry: env.Registry, Origins: origins,
 		Store: st, Keys: km, Clients: cache, Secrets: hasher,
 		Grants: st, Sessions: st, Users: ua, Revoker: rev, Audit: pub, LoginLimiter: limiter,
 		Admin: &issuer.AdminDeps{
@@ -241,6 +249,7 @@ func build(ctx context.Context, env boot.Env) (boot.Runner, error) {
 			func(ctx context.Context) { _ = km.Run(ctx) },
 			func(ctx context.Context) { _ = beat.Run(ctx) },
 			func(ctx context.Context) { relay.Run(ctx) },
+			origins.Run,
 			func(ctx context.Context) {
 				if err := cache.Run(ctx, js); err != nil {
 					log.Error("client cache stopped; lookups read the store", zap.Error(err))

@@ -23,6 +23,7 @@ import (
 	"github.com/valetauth/valet/pkg/boot"
 	"github.com/valetauth/valet/pkg/bus"
 	"github.com/valetauth/valet/pkg/clients"
+	"github.com/valetauth/valet/pkg/cors"
 	"github.com/valetauth/valet/pkg/edge"
 	"github.com/valetauth/valet/pkg/revoke"
 	"github.com/valetauth/valet/pkg/secret"
@@ -114,6 +115,13 @@ func build(ctx context.Context, env boot.Env) (boot.Runner, error) {
 		closeAll()
 		return nil, err
 	}
+	// CORS allow-list: every enabled public client's origins, re-read from
+	// the registry every few seconds; empty until the first read.
+	origins, err := cors.NewRegistry(st, cors.WithLogger(log))
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
 	chk, err := edge.NewChecker(edge.CheckerConfig{
 		Issuer:           cfg.Issuer,
 		JWKSURL:          cfg.Services.Issuer.URL("/jwks.json"),
@@ -132,7 +140,7 @@ func build(ctx context.Context, env boot.Env) (boot.Runner, error) {
 	closeAll = func() { _ = chk.Close(); nc.Close(); _ = st.Close() }
 
 	svc, err := revocation.New(cfg, revocation.Deps{
-		Logger: log, Registry: env.Registry,
+		Logger: log, Registry: env.Registry, Origins: origins,
 		Store: st, Revoker: rev, Clients: cache, Secrets: hasher, Checker: chk,
 		Ready: []server.Check{
 			{Name: "nats", Fn: func(context.Context) error {
@@ -154,6 +162,7 @@ func build(ctx context.Context, env boot.Env) (boot.Runner, error) {
 		background: []func(context.Context){
 			func(ctx context.Context) { _ = beat.Run(ctx) },
 			func(ctx context.Context) { relay.Run(ctx) },
+			origins.Run,
 			func(ctx context.Context) {
 				if err := cache.Run(ctx, js); err != nil {
 					log.Error("client cache stopped; lookups read the store", zap.Error(err))
