@@ -43,6 +43,7 @@ import (
 	"github.com/valetauth/valet/pkg/bus"
 	"github.com/valetauth/valet/pkg/clients"
 	"github.com/valetauth/valet/pkg/config"
+	"github.com/valetauth/valet/pkg/cors"
 	pkgedge "github.com/valetauth/valet/pkg/edge"
 	"github.com/valetauth/valet/pkg/keys"
 	"github.com/valetauth/valet/pkg/revoke"
@@ -392,6 +393,12 @@ func newDev(ctx context.Context, o devOptions) (_ *devServer, err error) {
 	d.closers = append(d.closers, func() { _ = chk.Close() })
 	jwksReady := server.Check{Name: "jwks", Fn: func(context.Context) error { return chk.Ready() }}
 
+	// CORS allow-list for /token, /revoke, discovery and JWKS: the origins
+	// of every enabled public client, re-read from the store.
+	origins, err := cors.NewRegistry(d.st, cors.WithLogger(d.log))
+	if err != nil {
+		return nil, err
+	}
 	iss, err := issuer.New(cfg, issuer.Deps{
 		Logger: d.log, Registry: issReg,
 		Store: d.st, Keys: km, Clients: cache, Secrets: hasher,
@@ -399,7 +406,8 @@ func newDev(ctx context.Context, o devOptions) (_ *devServer, err error) {
 		// login and consent pages), wired as in cmd/issuer. LoginLimiter
 		// stays nil: dev mode does not slow password guessing.
 		Grants: d.st, Sessions: d.st, Users: ua, Revoker: rev, Audit: pub,
-		Ready: []server.Check{natsReady},
+		Origins: origins,
+		Ready:   []server.Check{natsReady},
 	})
 	if err != nil {
 		return nil, err
@@ -415,7 +423,8 @@ func newDev(ctx context.Context, o devOptions) (_ *devServer, err error) {
 	rv, err := revocation.New(cfg, revocation.Deps{
 		Logger: d.log, Registry: revReg,
 		Store: d.st, Revoker: rev, Clients: cache, Secrets: hasher, Checker: chk,
-		Ready: []server.Check{natsReady, jwksReady},
+		Origins: origins,
+		Ready:   []server.Check{natsReady, jwksReady},
 	})
 	if err != nil {
 		return nil, err
@@ -447,6 +456,7 @@ func newDev(ctx context.Context, o devOptions) (_ *devServer, err error) {
 		func(ctx context.Context) { _ = km.Run(ctx) },
 		func(ctx context.Context) { _ = beat.Run(ctx) },
 		func(ctx context.Context) { relay.Run(ctx) },
+		origins.Run,
 		func(ctx context.Context) {
 			if err := cache.Run(ctx, d.js); err != nil && ctx.Err() == nil {
 				d.log.Error("client cache stopped; lookups read the store", zap.Error(err))
