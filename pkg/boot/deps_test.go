@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/valetauth/valet/pkg/config"
+	"go.uber.org/zap/zaptest"
 )
 
 func TestResolveKEKsNone(t *testing.T) {
@@ -31,5 +32,18 @@ func TestSuccessorAEADStable(t *testing.T) {
 	sealed := a.Seal(nil, nonce, []byte("successor"), []byte("fid"))
 	if got, err := b.Open(nil, nonce, sealed, []byte("fid")); err != nil || string(got) != "successor" {
 		t.Fatalf("Open = %q, %v", got, err)
+	}
+}
+
+func TestStandaloneKEKsDevDefault(t *testing.T) {
+	cfg := config.Default()
+	cfg.Dev = true
+	id, keks, err := StandaloneKEKs(&cfg, zaptest.NewLogger(t), "issuer")
+	if err != nil || id != "dev" || len(keks["dev"]) != 32 {
+		t.Fatalf("dev default: %q %v %v", id, keks, err)
+	}
+	cfg.Dev = false
+	if _, _, err := StandaloneKEKs(&cfg, zaptest.NewLogger(t), "issuer"); err == nil {
+		t.Fatal("no KEK outside dev mode accepted")
 	}
 }

@@ -51,7 +51,6 @@ import (
 	"github.com/valetauth/valet/pkg/server"
 	"github.com/valetauth/valet/pkg/store"
 	boltstore "github.com/valetauth/valet/pkg/store/bolt"
-	redisstore "github.com/valetauth/valet/pkg/store/redis"
 	"github.com/valetauth/valet/pkg/users"
 	"github.com/valetauth/valet/services/edge"
 	"github.com/valetauth/valet/services/introspection"
@@ -247,20 +246,14 @@ func newDev(ctx context.Context, o devOptions) (_ *devServer, err error) {
 	// The store: Redis when configured, else the embedded one (one
 	// process per data directory: its file is locked).
 	if cfg.Redis.URL != "" {
-		rdb, err := boot.Redis(ctx, cfg.Redis)
+		rs, err := boot.Store(ctx, cfg, aead, d.log)
 		if err != nil {
-			return nil, err
-		}
-		rs, err := redisstore.New(ctx, rdb, aead, redisstore.WithPrefix(cfg.Redis.KeyPrefix), redisstore.WithLogger(d.log),
-			redisstore.WithDenyRetention(cfg.Tokens.ReplayWindow()), redisstore.WithMaxGrantLifetime(cfg.Tokens.RefreshAbsoluteLifetime))
-		if err != nil {
-			_ = rdb.Close()
 			return nil, err
 		}
 		d.st = rs
 		// Users live in the same Redis, under the same prefix, as with
 		// cmd/issuer.
-		d.users = users.NewRedis(rdb, cfg.Redis.KeyPrefix)
+		d.users = users.NewRedis(rs.Client(), cfg.Redis.KeyPrefix)
 	} else {
 		path := filepath.Join(o.DataDir, "valet.db")
 		bs, err := boltstore.New(path, aead, boltstore.WithLogger(d.log),
@@ -299,12 +292,7 @@ func newDev(ctx context.Context, o devOptions) (_ *devServer, err error) {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = bus.EnsureStreams(sctx, d.js, bus.StreamsConfig{
-		Prefix:                 cfg.NATS.SubjectPrefix,
-		MaxAccessTokenLifetime: cfg.Tokens.MaxAccessTokenLifetime,
-		RetentionMargin:        cfg.Tokens.ClockSkew + cfg.NATS.StreamMargin,
-		Replicas:               cfg.NATS.StreamReplicas,
-	})
+	err = bus.EnsureStreams(sctx, d.js, boot.StreamsConfig(cfg))
 	cancel()
 	if err != nil {
 		return nil, err

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/valetauth/valet/events"
@@ -19,7 +17,6 @@ import (
 	"github.com/valetauth/valet/pkg/bus"
 	"github.com/valetauth/valet/pkg/config"
 	"github.com/valetauth/valet/pkg/revoke"
-	redisstore "github.com/valetauth/valet/pkg/store/redis"
 )
 
 const replayUsage = `usage: valet replay [--config FILE] [--since DURATION]
@@ -83,25 +80,16 @@ func replay(ctx context.Context, cfg *config.Config, since time.Time) (revoke.Re
 	if err != nil {
 		return revoke.ReplayStats{}, err
 	}
-	rdb, err := boot.Redis(ctx, cfg.Redis)
+	st, err := boot.Store(ctx, cfg, aead, log)
 	if err != nil {
 		return revoke.ReplayStats{}, err
 	}
-	defer rdb.Close()
-	st, err := redisstore.New(ctx, rdb, aead, redisstore.WithPrefix(cfg.Redis.KeyPrefix),
-		redisstore.WithDenyRetention(cfg.Tokens.ReplayWindow()), redisstore.WithMaxGrantLifetime(cfg.Tokens.RefreshAbsoluteLifetime))
-	if err != nil {
-		return revoke.ReplayStats{}, err
-	}
-	nc, err := boot.NATS(cfg.NATS, "valet-replay")
+	defer st.Close()
+	nc, js, err := boot.JetStream(ctx, cfg, "valet-replay")
 	if err != nil {
 		return revoke.ReplayStats{}, err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return revoke.ReplayStats{}, errors.New("jetstream: " + err.Error())
-	}
 	stream := bus.StreamName(cfg.NATS.SubjectPrefix, events.StreamRevocations)
 	return revoke.ReplayStream(ctx, js, stream, st, cfg.Tokens.ReplayWindow(), since)
 }

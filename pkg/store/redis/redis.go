@@ -106,6 +106,10 @@ func (s *Store) Ping(ctx context.Context) error {
 	return wrap("ping", s.rdb.Ping(ctx).Err())
 }
 
+// Client returns the Redis client, for packages that keep their own keys in
+// the same Redis under the same prefix (users, login rate limits).
+func (s *Store) Client() goredis.UniversalClient { return s.rdb }
+
 // Close closes the client.
 func (s *Store) Close() error { return s.rdb.Close() }
 

@@ -11,19 +11,15 @@ import (
 	"fmt"
 	"os"
 	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/valetauth/valet/pkg/boot"
-	"github.com/valetauth/valet/pkg/bus"
 	"github.com/valetauth/valet/pkg/clients"
 	"github.com/valetauth/valet/pkg/edge"
 	"github.com/valetauth/valet/pkg/secret"
 	"github.com/valetauth/valet/pkg/server"
-	redisstore "github.com/valetauth/valet/pkg/store/redis"
 	"github.com/valetauth/valet/services/introspection"
 )
 
@@ -49,39 +45,16 @@ func build(ctx context.Context, env boot.Env) (boot.Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	rdb, err := boot.Redis(ctx, cfg.Redis)
+	st, err := boot.Store(ctx, cfg, aead, log)
 	if err != nil {
 		return nil, err
 	}
-	st, err := redisstore.New(ctx, rdb, aead, redisstore.WithPrefix(cfg.Redis.KeyPrefix), redisstore.WithLogger(log),
-		redisstore.WithDenyRetention(cfg.Tokens.ReplayWindow()), redisstore.WithMaxGrantLifetime(cfg.Tokens.RefreshAbsoluteLifetime))
-	if err != nil {
-		_ = rdb.Close()
-		return nil, err
-	}
-	nc, err := boot.NATS(cfg.NATS, "valet-introspection")
+	nc, js, err := boot.JetStream(ctx, cfg, "valet-introspection")
 	if err != nil {
 		_ = st.Close()
 		return nil, err
 	}
 	closeAll := func() { nc.Close(); _ = st.Close() }
-	js, err := jetstream.New(nc)
-	if err != nil {
-		closeAll()
-		return nil, fmt.Errorf("introspection: jetstream: %w", err)
-	}
-	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = bus.EnsureStreams(sctx, js, bus.StreamsConfig{
-		Prefix:                 cfg.NATS.SubjectPrefix,
-		MaxAccessTokenLifetime: cfg.Tokens.MaxAccessTokenLifetime,
-		RetentionMargin:        cfg.Tokens.ClockSkew + cfg.NATS.StreamMargin,
-		Replicas:               cfg.NATS.StreamReplicas,
-	})
-	cancel()
-	if err != nil {
-		closeAll()
-		return nil, err
-	}
 	cache, err := clients.New(st, clients.Config{
 		Prefix:         cfg.NATS.SubjectPrefix,
 		StalenessBound: cfg.Services.Edge.StalenessBound,

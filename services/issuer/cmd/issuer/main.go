@@ -7,12 +7,6 @@ package main
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/hkdf"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -22,14 +16,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/valetauth/valet/events"
 	"github.com/valetauth/valet/pkg/boot"
 	"github.com/valetauth/valet/pkg/bus"
 	"github.com/valetauth/valet/pkg/clients"
-	"github.com/valetauth/valet/pkg/config"
 	"github.com/valetauth/valet/pkg/cors"
 	"github.com/valetauth/valet/pkg/edge"
 	"github.com/valetauth/valet/pkg/keys"
@@ -37,7 +29,6 @@ import (
 	"github.com/valetauth/valet/pkg/revoke"
 	"github.com/valetauth/valet/pkg/secret"
 	"github.com/valetauth/valet/pkg/server"
-	redisstore "github.com/valetauth/valet/pkg/store/redis"
 	"github.com/valetauth/valet/pkg/users"
 	"github.com/valetauth/valet/services/issuer"
 )
@@ -62,23 +53,13 @@ func tuneGC() {
 	}
 }
 
-// successorInfo is the HKDF info of the AEAD that seals refresh-token
-// successors in the store (pkg/store/redis), derived from the active
-// key-encryption key.
-const successorInfo = "valet refresh successor v1"
-
-// devKEKSeed derives the key-encryption key of a dev-mode issuer started
-// without one: fixed, so restarts can open the keys they sealed, and
-// protecting nothing (docs/configuration.md, dev mode).
-const devKEKSeed = "valet dev-mode key-encryption key: protects nothing"
-
 // build opens every dependency of the issuer and returns it ready to run.
 func build(ctx context.Context, env boot.Env) (boot.Runner, error) {
 	cfg, log := env.Config, env.Logger
 	if cfg.Redis.URL == "" || cfg.NATS.URL == "" {
 		return nil, errors.New("issuer: redis.url and nats.url are required (the embedded stand-ins run only inside `valet dev`)")
 	}
-	active, keks, err := resolveKEKs(cfg, log)
+	active, keks, err := boot.StandaloneKEKs(cfg, log, "issuer")
 	if err != nil {
 		return nil, err
 	}
@@ -90,45 +71,22 @@ func build(ctx context.Context, env boot.Env) (boot.Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	aead, err := successorAEAD(keks[active])
+	aead, err := boot.SuccessorAEAD(keks[active])
 	if err != nil {
 		return nil, err
 	}
 
-	rdb, err := boot.Redis(ctx, cfg.Redis)
+	st, err := boot.Store(ctx, cfg, aead, log)
 	if err != nil {
 		return nil, err
 	}
-	st, err := redisstore.New(ctx, rdb, aead, redisstore.WithPrefix(cfg.Redis.KeyPrefix), redisstore.WithLogger(log),
-		redisstore.WithDenyRetention(cfg.Tokens.ReplayWindow()), redisstore.WithMaxGrantLifetime(cfg.Tokens.RefreshAbsoluteLifetime))
-	if err != nil {
-		_ = rdb.Close()
-		return nil, err
-	}
-	nc, err := boot.NATS(cfg.NATS, "valet-issuer")
+	nc, js, err := boot.JetStream(ctx, cfg, "valet-issuer")
 	if err != nil {
 		_ = st.Close()
 		return nil, err
 	}
 	closeAll := func() { nc.Close(); _ = st.Close() }
-	js, err := jetstream.New(nc)
-	if err != nil {
-		closeAll()
-		return nil, fmt.Errorf("issuer: jetstream: %w", err)
-	}
-	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = bus.EnsureStreams(sctx, js, bus.StreamsConfig{
-		Prefix:                 cfg.NATS.SubjectPrefix,
-		MaxAccessTokenLifetime: cfg.Tokens.MaxAccessTokenLifetime,
-		// config's StreamRetention: the replay window plus the margin.
-		RetentionMargin: cfg.Tokens.ClockSkew + cfg.NATS.StreamMargin,
-		Replicas:        cfg.NATS.StreamReplicas,
-	})
-	cancel()
-	if err != nil {
-		closeAll()
-		return nil, err
-	}
+	rdb := st.Client()
 	pub, err := bus.NewPublisher(js, cfg.NATS.SubjectPrefix)
 	if err != nil {
 		closeAll()
@@ -151,7 +109,7 @@ func build(ctx context.Context, env boot.Env) (boot.Runner, error) {
 		closeAll()
 		return nil, err
 	}
-	beat, err := bus.NewHeartbeater(pub, cfg.Issuer, events.Heartbeat{Service: "issuer", Instance: instanceID()},
+	beat, err := bus.NewHeartbeater(pub, cfg.Issuer, events.Heartbeat{Service: "issuer", Instance: boot.InstanceID()},
 		bus.WithHeartbeatInterval(cfg.NATS.HeartbeatInterval),
 		bus.WithHeartbeatErrorHook(func(err error) { log.Warn("heartbeat not published", zap.Error(err)) }))
 	if err != nil {
@@ -281,47 +239,4 @@ func (r *runner) Run(ctx context.Context) error {
 	wg.Wait()
 	r.close()
 	return err
-}
-
-// resolveKEKs reads the key-encryption keys the configuration names. In dev
-// mode without any it supplies a fixed development key, with a warning.
-func resolveKEKs(cfg *config.Config, log *zap.Logger) (string, map[string][]byte, error) {
-	if len(cfg.Keys.EncryptionKeys) == 0 {
-		if !cfg.Dev {
-			return "", nil, errors.New("issuer: keys.encryption_keys is required outside dev mode")
-		}
-		log.Warn("dev mode without keys.encryption_keys: using the fixed development key-encryption key, which protects nothing")
-		k := sha256.Sum256([]byte(devKEKSeed))
-		return "dev", map[string][]byte{"dev": k[:]}, nil
-	}
-	keks := make(map[string][]byte, len(cfg.Keys.EncryptionKeys))
-	for _, e := range cfg.Keys.EncryptionKeys {
-		k, err := e.Resolve(nil)
-		if err != nil {
-			return "", nil, err
-		}
-		keks[e.ID] = k
-	}
-	return cfg.Keys.ActiveEncryptionKey, keks, nil
-}
-
-// successorAEAD returns AES-256-GCM under HKDF-SHA256(kek, successorInfo).
-func successorAEAD(kek []byte) (cipher.AEAD, error) {
-	k, err := hkdf.Key(sha256.New, kek, nil, successorInfo, 32)
-	if err != nil {
-		return nil, fmt.Errorf("issuer: derive successor key: %w", err)
-	}
-	block, err := aes.NewCipher(k)
-	if err != nil {
-		return nil, err
-	}
-	return cipher.NewGCM(block)
-}
-
-// instanceID names this process in heartbeats: host, pid and a random tag.
-func instanceID() string {
-	host, _ := os.Hostname()
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
 }

@@ -123,16 +123,3 @@ func TestBuildServesTokens(t *testing.T) {
 		t.Fatal("no graceful shutdown within 20s")
 	}
 }
-
-func TestResolveKEKsDevDefault(t *testing.T) {
-	cfg := config.Default()
-	cfg.Dev = true
-	id, keks, err := resolveKEKs(&cfg, zaptest.NewLogger(t))
-	if err != nil || id != "dev" || len(keks["dev"]) != 32 {
-		t.Fatalf("dev default: %q %v %v", id, keks, err)
-	}
-	cfg.Dev = false
-	if _, _, err := resolveKEKs(&cfg, zaptest.NewLogger(t)); err == nil {
-		t.Fatal("no KEK outside dev mode accepted")
-	}
-}

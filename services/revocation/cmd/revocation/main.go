@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/valetauth/valet/events"
@@ -28,7 +27,6 @@ import (
 	"github.com/valetauth/valet/pkg/revoke"
 	"github.com/valetauth/valet/pkg/secret"
 	"github.com/valetauth/valet/pkg/server"
-	redisstore "github.com/valetauth/valet/pkg/store/redis"
 	"github.com/valetauth/valet/services/revocation"
 )
 
@@ -54,39 +52,16 @@ func build(ctx context.Context, env boot.Env) (boot.Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	rdb, err := boot.Redis(ctx, cfg.Redis)
+	st, err := boot.Store(ctx, cfg, aead, log)
 	if err != nil {
 		return nil, err
 	}
-	st, err := redisstore.New(ctx, rdb, aead, redisstore.WithPrefix(cfg.Redis.KeyPrefix), redisstore.WithLogger(log),
-		redisstore.WithDenyRetention(cfg.Tokens.ReplayWindow()), redisstore.WithMaxGrantLifetime(cfg.Tokens.RefreshAbsoluteLifetime))
-	if err != nil {
-		_ = rdb.Close()
-		return nil, err
-	}
-	nc, err := boot.NATS(cfg.NATS, "valet-revocation")
+	nc, js, err := boot.JetStream(ctx, cfg, "valet-revocation")
 	if err != nil {
 		_ = st.Close()
 		return nil, err
 	}
 	closeAll := func() { nc.Close(); _ = st.Close() }
-	js, err := jetstream.New(nc)
-	if err != nil {
-		closeAll()
-		return nil, fmt.Errorf("revocation: jetstream: %w", err)
-	}
-	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = bus.EnsureStreams(sctx, js, bus.StreamsConfig{
-		Prefix:                 cfg.NATS.SubjectPrefix,
-		MaxAccessTokenLifetime: cfg.Tokens.MaxAccessTokenLifetime,
-		RetentionMargin:        cfg.Tokens.ClockSkew + cfg.NATS.StreamMargin,
-		Replicas:               cfg.NATS.StreamReplicas,
-	})
-	cancel()
-	if err != nil {
-		closeAll()
-		return nil, err
-	}
 	pub, err := bus.NewPublisher(js, cfg.NATS.SubjectPrefix)
 	if err != nil {
 		closeAll()
