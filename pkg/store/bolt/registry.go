@@ -12,25 +12,16 @@ package bolt
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/valetauth/valet/pkg/store"
 )
 
 // Bounds on registry fields: ids end up in keys, JWT claims, logs and event
 // subjects.
-const (
-	maxClientIDLen   = 128
-	maxNameLen       = 256
-	maxSecrets       = 2
-	maxResourceIDLen = 2048
-	maxKIDLen        = 128
-)
+const ()
 
 // kind names one registry bucket, for errors.
 type kind struct {
@@ -228,7 +219,7 @@ func (r keyRecord) signingKey() store.SigningKey {
 // store.ErrAlreadyExists if the id is taken, and an error naming the field
 // when c is invalid (see validateClient).
 func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
-	if err := validateClient(c); err != nil {
+	if err := store.ValidateClient(c); err != nil {
 		return fmt.Errorf("create client: %w", err)
 	}
 	c.Version = 1
@@ -249,7 +240,7 @@ func (s *Store) GetClient(ctx context.Context, id string) (store.Client, error) 
 // stored version differs, store.ErrNotFound when there is no such client,
 // and an error naming the field when c is invalid.
 func (s *Store) UpdateClient(ctx context.Context, c store.Client) (store.Client, error) {
-	if err := validateClient(c); err != nil {
+	if err := store.ValidateClient(c); err != nil {
 		return store.Client{}, fmt.Errorf("update client: %w", err)
 	}
 	was := c.Version
@@ -287,7 +278,7 @@ func (s *Store) ListClients(ctx context.Context) ([]store.Client, error) {
 // store.ErrAlreadyExists if the id is taken, and an error when r.ID is not an
 // absolute URI without fragment (RFC 8707 §2).
 func (s *Store) CreateResourceServer(ctx context.Context, r store.ResourceServer) error {
-	if err := validateResourceServer(r); err != nil {
+	if err := store.ValidateResourceServer(r); err != nil {
 		return fmt.Errorf("create resource server: %w", err)
 	}
 	r.Version = 1
@@ -309,7 +300,7 @@ func (s *Store) GetResourceServer(ctx context.Context, id string) (store.Resourc
 // store.ErrConflict when the version differs, store.ErrNotFound when there
 // is none.
 func (s *Store) UpdateResourceServer(ctx context.Context, r store.ResourceServer) (store.ResourceServer, error) {
-	if err := validateResourceServer(r); err != nil {
+	if err := store.ValidateResourceServer(r); err != nil {
 		return store.ResourceServer{}, fmt.Errorf("update resource server: %w", err)
 	}
 	was := r.Version
@@ -347,7 +338,7 @@ func (s *Store) ListResourceServers(ctx context.Context) ([]store.ResourceServer
 // CreateKey stores k with Version 1; store.ErrAlreadyExists if the kid
 // exists, and an error when the kid, alg or state is invalid.
 func (s *Store) CreateKey(ctx context.Context, k store.SigningKey) error {
-	if err := validateKey(k); err != nil {
+	if err := store.ValidateKey(k); err != nil {
 		return fmt.Errorf("create signing key: %w", err)
 	}
 	k.Version = 1
@@ -359,7 +350,7 @@ func (s *Store) CreateKey(ctx context.Context, k store.SigningKey) error {
 // of the key's lifecycle. It returns store.ErrConflict when the stored
 // version differs and store.ErrNotFound when there is no such key.
 func (s *Store) UpdateKey(ctx context.Context, k store.SigningKey) (store.SigningKey, error) {
-	if err := validateKey(k); err != nil {
+	if err := store.ValidateKey(k); err != nil {
 		return store.SigningKey{}, fmt.Errorf("update signing key: %w", err)
 	}
 	was := k.Version
@@ -399,115 +390,4 @@ func (s *Store) ListKeys(ctx context.Context) ([]store.SigningKey, error) {
 // state.
 func (s *Store) DeleteKey(ctx context.Context, kid string) error {
 	return s.remove(ctx, keyKind, kid)
-}
-
-// validateClient checks what the store relies on: a client id of 1..128
-// VSCHARs (RFC 6749 Appendix A.1), a bounded UTF-8 name, a known type, at
-// most two secrets each with an id and a hash, and none for a public client
-// (RFC 6749 §2.1).
-func validateClient(c store.Client) error {
-	if c.ID == "" || len(c.ID) > maxClientIDLen || !vschar(c.ID) {
-		return fmt.Errorf("client id %.*q must be 1..%d visible ASCII characters (RFC 6749 Appendix A.1)", maxClientIDLen, c.ID, maxClientIDLen)
-	}
-	if len(c.Name) > maxNameLen || !utf8.ValidString(c.Name) {
-		return fmt.Errorf("client %q: name must be UTF-8 of at most %d bytes", c.ID, maxNameLen)
-	}
-	switch c.Type {
-	case store.Confidential, store.Public:
-	default:
-		return fmt.Errorf("client %q: type %q is neither %q nor %q", c.ID, c.Type, store.Confidential, store.Public)
-	}
-	if c.Type == store.Public && len(c.Secrets) > 0 {
-		return fmt.Errorf("client %q: a public client has no secrets (RFC 6749 §2.1)", c.ID)
-	}
-	if len(c.Secrets) > maxSecrets {
-		return fmt.Errorf("client %q: %d secrets, at most %d", c.ID, len(c.Secrets), maxSecrets)
-	}
-	for i, sec := range c.Secrets {
-		if sec.ID == "" || len(sec.Hash) == 0 {
-			return fmt.Errorf("client %q: secret %d needs an id and a hash", c.ID, i)
-		}
-		if i > 0 && sec.ID == c.Secrets[0].ID {
-			return fmt.Errorf("client %q: two secrets with id %q", c.ID, sec.ID)
-		}
-	}
-	if c.AccessTokenLifetime < 0 {
-		return fmt.Errorf("client %q: negative access token lifetime", c.ID)
-	}
-	return nil
-}
-
-// validateResourceServer checks that the id is an absolute URI without a
-// fragment (RFC 8707 §2), printable ASCII of bounded length, and that the
-// name is bounded.
-func validateResourceServer(r store.ResourceServer) error {
-	if r.ID == "" || len(r.ID) > maxResourceIDLen || !uriChars(r.ID) {
-		return fmt.Errorf("resource server id %.*q must be 1..%d characters of a URI (RFC 3986)", maxClientIDLen, r.ID, maxResourceIDLen)
-	}
-	u, err := url.Parse(r.ID)
-	if err != nil || !u.IsAbs() {
-		return fmt.Errorf("resource server id %q must be an absolute URI (RFC 8707 §2)", r.ID)
-	}
-	if strings.Contains(r.ID, "#") {
-		return fmt.Errorf("resource server id %q must not have a fragment (RFC 8707 §2)", r.ID)
-	}
-	if len(r.Name) > maxNameLen || !utf8.ValidString(r.Name) {
-		return fmt.Errorf("resource server %q: name must be UTF-8 of at most %d bytes", r.ID, maxNameLen)
-	}
-	if r.AccessTokenLifetime < 0 {
-		return fmt.Errorf("resource server %q: negative access token lifetime", r.ID)
-	}
-	return nil
-}
-
-// validateKey checks that the kid is 1..128 characters of [A-Za-z0-9_-] (it
-// becomes a NATS subject token of key events), that there is an alg, and
-// that the state is known.
-func validateKey(k store.SigningKey) error {
-	if !kidChars(k.KID) {
-		return fmt.Errorf("kid %q must be 1..%d characters of [A-Za-z0-9_-]", k.KID, maxKIDLen)
-	}
-	if k.Alg == "" {
-		return fmt.Errorf("signing key %q: no alg", k.KID)
-	}
-	switch k.State {
-	case store.KeyPublished, store.KeyActive, store.KeyRetiring, store.KeyRetired, store.KeyRevoked:
-	default:
-		return fmt.Errorf("signing key %q: unknown state %q", k.KID, k.State)
-	}
-	return nil
-}
-
-// vschar reports whether s is only %x20-7E.
-func vschar(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] > 0x7e {
-			return false
-		}
-	}
-	return true
-}
-
-// uriChars reports whether s is only visible ASCII without space (%x21-7E),
-// a superset of what RFC 3986 allows in a URI.
-func uriChars(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] <= 0x20 || s[i] > 0x7e {
-			return false
-		}
-	}
-	return true
-}
-
-func kidChars(s string) bool {
-	if s == "" || len(s) > maxKIDLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }

@@ -21,11 +21,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -34,12 +31,7 @@ import (
 
 // Bounds on registry fields: ids end up in keys, JWT claims, logs and event
 // subjects.
-const (
-	maxClientIDLen   = 128
-	maxNameLen       = 256
-	maxSecrets       = 2
-	maxResourceIDLen = 2048
-)
+const ()
 
 // Hash tags of the registry kinds.
 const (
@@ -351,7 +343,7 @@ func (r resourceRecord) resourceServer() store.ResourceServer {
 // store.ErrAlreadyExists if the id is taken, and an error naming the field
 // when c is invalid (see validateClient).
 func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
-	if err := validateClient(c); err != nil {
+	if err := store.ValidateClient(c); err != nil {
 		return fmt.Errorf("create client: %w", err)
 	}
 	c.Version = 1
@@ -373,7 +365,7 @@ func (s *Store) GetClient(ctx context.Context, id string) (store.Client, error) 
 // and an error naming the field when c is invalid. CreatedAt and UpdatedAt
 // are stored as given.
 func (s *Store) UpdateClient(ctx context.Context, c store.Client) (store.Client, error) {
-	if err := validateClient(c); err != nil {
+	if err := store.ValidateClient(c); err != nil {
 		return store.Client{}, fmt.Errorf("update client: %w", err)
 	}
 	was := c.Version
@@ -411,7 +403,7 @@ func (s *Store) ListClients(ctx context.Context) ([]store.Client, error) {
 // store.ErrAlreadyExists if the id is taken, and an error when r.ID is not an
 // absolute URI without fragment (RFC 8707 §2).
 func (s *Store) CreateResourceServer(ctx context.Context, r store.ResourceServer) error {
-	if err := validateResourceServer(r); err != nil {
+	if err := store.ValidateResourceServer(r); err != nil {
 		return fmt.Errorf("create resource server: %w", err)
 	}
 	r.Version = 1
@@ -433,7 +425,7 @@ func (s *Store) GetResourceServer(ctx context.Context, id string) (store.Resourc
 // store.ErrConflict when the version differs, store.ErrNotFound when there
 // is none.
 func (s *Store) UpdateResourceServer(ctx context.Context, r store.ResourceServer) (store.ResourceServer, error) {
-	if err := validateResourceServer(r); err != nil {
+	if err := store.ValidateResourceServer(r); err != nil {
 		return store.ResourceServer{}, fmt.Errorf("update resource server: %w", err)
 	}
 	was := r.Version
@@ -466,86 +458,6 @@ func (s *Store) ListResourceServers(ctx context.Context) ([]store.ResourceServer
 		out = append(out, r.resourceServer())
 	}
 	return out, nil
-}
-
-// validateClient checks what the store relies on: a client id of 1..128
-// VSCHARs (RFC 6749 Appendix A.1), a bounded UTF-8 name, a known type, at
-// most two secrets each with an id and a hash, and none for a public client
-// (RFC 6749 §2.1).
-func validateClient(c store.Client) error {
-	if c.ID == "" || len(c.ID) > maxClientIDLen || !vschar(c.ID) {
-		return fmt.Errorf("client id %.*q must be 1..%d visible ASCII characters (RFC 6749 Appendix A.1)", maxClientIDLen, c.ID, maxClientIDLen)
-	}
-	if len(c.Name) > maxNameLen || !utf8.ValidString(c.Name) {
-		return fmt.Errorf("client %q: name must be UTF-8 of at most %d bytes", c.ID, maxNameLen)
-	}
-	switch c.Type {
-	case store.Confidential, store.Public:
-	default:
-		return fmt.Errorf("client %q: type %q is neither %q nor %q", c.ID, c.Type, store.Confidential, store.Public)
-	}
-	if c.Type == store.Public && len(c.Secrets) > 0 {
-		return fmt.Errorf("client %q: a public client has no secrets (RFC 6749 §2.1)", c.ID)
-	}
-	if len(c.Secrets) > maxSecrets {
-		return fmt.Errorf("client %q: %d secrets, at most %d", c.ID, len(c.Secrets), maxSecrets)
-	}
-	for i, sec := range c.Secrets {
-		if sec.ID == "" || len(sec.Hash) == 0 {
-			return fmt.Errorf("client %q: secret %d needs an id and a hash", c.ID, i)
-		}
-		if i > 0 && sec.ID == c.Secrets[0].ID {
-			return fmt.Errorf("client %q: two secrets with id %q", c.ID, sec.ID)
-		}
-	}
-	if c.AccessTokenLifetime < 0 {
-		return fmt.Errorf("client %q: negative access token lifetime", c.ID)
-	}
-	return nil
-}
-
-// validateResourceServer checks that the id is an absolute URI without a
-// fragment (RFC 8707 §2), printable ASCII of bounded length, and that the
-// name is bounded.
-func validateResourceServer(r store.ResourceServer) error {
-	if r.ID == "" || len(r.ID) > maxResourceIDLen || !uriChars(r.ID) {
-		return fmt.Errorf("resource server id %.*q must be 1..%d characters of a URI (RFC 3986)", maxClientIDLen, r.ID, maxResourceIDLen)
-	}
-	u, err := url.Parse(r.ID)
-	if err != nil || !u.IsAbs() {
-		return fmt.Errorf("resource server id %q must be an absolute URI (RFC 8707 §2)", r.ID)
-	}
-	if strings.Contains(r.ID, "#") {
-		return fmt.Errorf("resource server id %q must not have a fragment (RFC 8707 §2)", r.ID)
-	}
-	if len(r.Name) > maxNameLen || !utf8.ValidString(r.Name) {
-		return fmt.Errorf("resource server %q: name must be UTF-8 of at most %d bytes", r.ID, maxNameLen)
-	}
-	if r.AccessTokenLifetime < 0 {
-		return fmt.Errorf("resource server %q: negative access token lifetime", r.ID)
-	}
-	return nil
-}
-
-// vschar reports whether s is only %x20-7E.
-func vschar(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] > 0x7e {
-			return false
-		}
-	}
-	return true
-}
-
-// uriChars reports whether s is only visible ASCII without space (%x21-7E),
-// a superset of what RFC 3986 allows in a URI.
-func uriChars(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] <= 0x20 || s[i] > 0x7e {
-			return false
-		}
-	}
-	return true
 }
 
 // malformed is the error for a stored record that does not decode:

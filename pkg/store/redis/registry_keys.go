@@ -15,8 +15,6 @@ import (
 	"github.com/valetauth/valet/pkg/store"
 )
 
-const maxKIDLen = 128
-
 var keyKind = recordKind{tag: "{keys}", name: "signing key"}
 
 // keyRecord is the stored JSON of a store.SigningKey. Sealed is the AEAD
@@ -68,7 +66,7 @@ func (r keyRecord) signingKey() store.SigningKey {
 // CreateKey stores k with Version 1; store.ErrAlreadyExists if the kid
 // exists, and an error when the kid, alg or state is invalid.
 func (s *Store) CreateKey(ctx context.Context, k store.SigningKey) error {
-	if err := validateKey(k); err != nil {
+	if err := store.ValidateKey(k); err != nil {
 		return fmt.Errorf("create signing key: %w", err)
 	}
 	k.Version = 1
@@ -80,7 +78,7 @@ func (s *Store) CreateKey(ctx context.Context, k store.SigningKey) error {
 // of the key's lifecycle. It returns store.ErrConflict when the stored
 // version differs and store.ErrNotFound when there is no such key.
 func (s *Store) UpdateKey(ctx context.Context, k store.SigningKey) (store.SigningKey, error) {
-	if err := validateKey(k); err != nil {
+	if err := store.ValidateKey(k); err != nil {
 		return store.SigningKey{}, fmt.Errorf("update signing key: %w", err)
 	}
 	was := k.Version
@@ -121,35 +119,4 @@ func (s *Store) ListKeys(ctx context.Context) ([]store.SigningKey, error) {
 // does not check the state.
 func (s *Store) DeleteKey(ctx context.Context, kid string) error {
 	return s.deleteIn(ctx, keyKind, kid)
-}
-
-// validateKey checks that the kid is 1..128 characters of [A-Za-z0-9_-] (it
-// becomes a NATS subject token of key events), that there is an alg, and
-// that the state is known.
-func validateKey(k store.SigningKey) error {
-	if !kidChars(k.KID) {
-		return fmt.Errorf("kid %q must be 1..%d characters of [A-Za-z0-9_-]", k.KID, maxKIDLen)
-	}
-	if k.Alg == "" {
-		return fmt.Errorf("signing key %q: no alg", k.KID)
-	}
-	switch k.State {
-	case store.KeyPublished, store.KeyActive, store.KeyRetiring, store.KeyRetired, store.KeyRevoked:
-	default:
-		return fmt.Errorf("signing key %q: unknown state %q", k.KID, k.State)
-	}
-	return nil
-}
-
-func kidChars(s string) bool {
-	if s == "" || len(s) > maxKIDLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
