@@ -92,6 +92,10 @@ type EdgeService struct {
 	// JWKSURL overrides where the edge fetches the issuer's keys (default: the issuer's
 	// public_url + /jwks.json), for gateways that reach the issuer on an internal address.
 	JWKSURL string `yaml:"jwks_url"`
+	// Upstream, when set, turns the authorizer into a reverse proxy as well: requests to its
+	// public listener outside the forward-auth paths are authorized and, when allowed, passed to
+	// this URL with the identity headers (docs/gateway.md). Empty means forward auth only.
+	Upstream string `yaml:"upstream"`
 }
 
 // TLS is the client side of a TLS connection, shared by Redis and NATS so both are configured the

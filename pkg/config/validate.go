@@ -69,6 +69,15 @@ func (c *Config) Validate() error {
 			formatDuration(b), formatDuration(c.NATS.HeartbeatInterval), formatDuration(maxStalenessBound))
 	}
 
+	if up := c.Services.Edge.Upstream; up != "" {
+		// The upstream is usually a plain-http sidecar or internal address, so http is allowed
+		// outside dev mode; anything but an absolute URL without query, fragment or userinfo is not.
+		if u, err := url.Parse(up); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			u.Opaque != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			v.addf("services.edge.upstream", "%q must be an absolute http(s) URL without query, fragment or user information", up)
+		}
+	}
+
 	v.redis(c.Redis)
 	v.nats(c.NATS)
 	v.tokens(c.Tokens)

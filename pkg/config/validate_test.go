@@ -34,6 +34,8 @@ func TestValidateRefusesUnsafe(t *testing.T) {
 		{"admin on public port", func(c *Config) { c.Services.Revocation.AdminListen = "127.0.0.1:8082" }, "services.revocation.admin_listen", "same port"},
 		{"staleness below heartbeats", func(c *Config) { c.Services.Edge.StalenessBound = 6 * time.Second }, "services.edge.staleness_bound", "twice"},
 		{"staleness too long", func(c *Config) { c.Services.Edge.StalenessBound = time.Hour }, "services.edge.staleness_bound", "at most 5m"},
+		{"relative upstream", func(c *Config) { c.Services.Edge.Upstream = "/api" }, "services.edge.upstream", "absolute"},
+		{"upstream with query", func(c *Config) { c.Services.Edge.Upstream = "http://api:8080/?x=1" }, "services.edge.upstream", "without query"},
 		{"redis url missing", func(c *Config) { c.Redis.URL = "" }, "redis.url", "required outside dev mode"},
 		{"redis scheme", func(c *Config) { c.Redis.URL = "http://r:6379" }, "redis.url", "redis://"},
 		{"redis password in url", func(c *Config) { c.Redis.URL = "redis://:pa55@r:6379" }, "redis.url", "credentials"},
@@ -170,6 +172,7 @@ func TestValidateAccepts(t *testing.T) {
 			c.Tokens.MaxAccessTokenLifetime, c.Tokens.DefaultAccessTokenLifetime = 24*time.Hour, 24*time.Hour
 		}},
 		{"listen on port 0", func(c *Config) { c.Services.Edge.Listen, c.Services.Edge.AdminListen = ":0", ":0" }},
+		{"plain-http upstream outside dev mode", func(c *Config) { c.Services.Edge.Upstream = "http://api.internal:8080/v1" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
