@@ -9,13 +9,15 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	"golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
@@ -127,15 +129,19 @@ func (s *Signer) sign(input []byte) ([]byte, error) {
 	switch k := s.priv.(type) {
 	case *ecdsa.PrivateKey:
 		d := sha256.Sum256(input)
-		r, ss, err := ecdsa.Sign(rand.Reader, k, d[:])
+		// A nil random source selects deterministic nonces (RFC 6979 with
+		// HMAC-SHA-256). The standard library's randomized ("hedged") mode
+		// runs its nonce DRBG on SHA-512 and costs a quarter more per token
+		// on the hot path; RFC 6979 nonces are as unpredictable to anyone
+		// without the key, and never repeat for different inputs. See
+		// docs/keys.md ("Signing") for the trade-off.
+		der, err := k.Sign(nil, d[:], crypto.SHA256)
 		if err != nil {
 			return nil, err
 		}
-		// R and S as 32-byte big-endian integers, concatenated (not ASN.1).
-		sig := make([]byte, 64)
-		r.FillBytes(sig[:32])
-		ss.FillBytes(sig[32:])
-		return sig, nil
+		// JWS wants R and S as 32-byte big-endian integers, concatenated,
+		// not the ASN.1 the standard library returns.
+		return rawECDSASignature(der, 32)
 	case ed25519.PrivateKey:
 		return ed25519.Sign(k, input), nil
 	case *rsa.PrivateKey:
@@ -143,6 +149,31 @@ func (s *Signer) sign(input []byte) ([]byte, error) {
 		return rsa.SignPKCS1v15(nil, k, crypto.SHA256, d[:])
 	}
 	return nil, fmt.Errorf("unsupported private key %T", s.priv)
+}
+
+// rawECDSASignature converts an ASN.1 DER ECDSA signature
+// (SEQUENCE { INTEGER r, INTEGER s }) into the fixed-width R || S form of
+// RFC 7518 §3.4, each integer left-padded to size bytes.
+func rawECDSASignature(der []byte, size int) ([]byte, error) {
+	var seq, r, s cryptobyte.String
+	in := cryptobyte.String(der)
+	if !in.ReadASN1(&seq, asn1.SEQUENCE) || !in.Empty() ||
+		!seq.ReadASN1(&r, asn1.INTEGER) || !seq.ReadASN1(&s, asn1.INTEGER) || !seq.Empty() {
+		return nil, errors.New("malformed ECDSA signature")
+	}
+	out := make([]byte, 2*size)
+	for i, v := range [][]byte{r, s} {
+		// DER integers are minimal and positive here: at most one leading
+		// zero byte, present only when the top bit is set.
+		if len(v) > 0 && v[0] == 0 {
+			v = v[1:]
+		}
+		if len(v) == 0 || len(v) > size {
+			return nil, errors.New("malformed ECDSA signature integer")
+		}
+		copy(out[(i+1)*size-len(v):(i+1)*size], v)
+	}
+	return out, nil
 }
 
 func validTyp(typ string) bool {

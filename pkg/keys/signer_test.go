@@ -3,10 +3,19 @@ package keys
 import (
 	"bytes"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/asn1"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"math/big"
 	"regexp"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
@@ -170,5 +179,81 @@ func TestSignHeader(t *testing.T) {
 				t.Fatalf("header %s, want %s", dec, tc.header)
 			}
 		})
+	}
+}
+
+// TestES256DeterministicVector: ES256 signatures use RFC 6979 nonces; the
+// signature of "sample" under the key of RFC 6979 §A.2.5 is the RFC's, byte
+// for byte, so the nonce derivation (not only the curve arithmetic) is the
+// standard one.
+func TestES256DeterministicVector(t *testing.T) {
+	hexInt := func(s string) *big.Int {
+		n, ok := new(big.Int).SetString(s, 16)
+		if !ok {
+			t.Fatalf("bad hex %q", s)
+		}
+		return n
+	}
+	priv := &ecdsa.PrivateKey{
+		PublicKey: ecdsa.PublicKey{Curve: elliptic.P256(),
+			X: hexInt("60FED4BA255A9D31C961EB74C6356D68C049B8923B61FA6CE669622E60F29FB6"),
+			Y: hexInt("7903FE1008B8BC99A41AE9E95628BC64F2F1B20C2D7E9F5177A3C294D4462299")},
+		D: hexInt("C9AFA9D845BA75166B5C215767B1D6934E50C3DB36E89B127B8A622B120F6721"),
+	}
+	s := newSigner("kid", "ES256", time.Time{}, priv)
+	sig, err := s.sign([]byte("sample"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "EFD48B2AACB6A8FD1140DD9CD45E81D69D2C877B56AAF991C34D0EA84EAF3716" +
+		"F7CB1C942D657C41D436C7A1B6E29F65F3E900DBB9AFF4064DC4AB2F843ACDA8"
+	if got := strings.ToUpper(hex.EncodeToString(sig)); got != want {
+		t.Fatalf("signature\n got %s\nwant %s", got, want)
+	}
+}
+
+// TestRawECDSASignature: the DER → R || S conversion agrees with
+// encoding/asn1 on many signatures (short integers are left-padded) and
+// refuses malformed input.
+func TestRawECDSASignature(t *testing.T) {
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 500; i++ {
+		d := sha256.Sum256([]byte{byte(i), byte(i >> 8)})
+		der, err := ecdsa.SignASN1(rand.Reader, priv, d[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var parsed struct{ R, S *big.Int }
+		if _, err := asn1.Unmarshal(der, &parsed); err != nil {
+			t.Fatal(err)
+		}
+		raw, err := rawECDSASignature(der, 32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := make([]byte, 64)
+		parsed.R.FillBytes(want[:32])
+		parsed.S.FillBytes(want[32:])
+		if !bytes.Equal(raw, want) {
+			t.Fatalf("signature %d: raw %x, want %x", i, raw, want)
+		}
+		if !ecdsa.Verify(&priv.PublicKey, d[:], new(big.Int).SetBytes(raw[:32]), new(big.Int).SetBytes(raw[32:])) {
+			t.Fatalf("signature %d does not verify after conversion", i)
+		}
+	}
+	for name, der := range map[string][]byte{
+		"empty":          nil,
+		"not a sequence": {0x02, 0x01, 0x01},
+		"one integer":    {0x30, 0x03, 0x02, 0x01, 0x01},
+		"trailing":       {0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01, 0x00},
+		"too long":       append([]byte{0x30, 0x26, 0x02, 0x21, 0x01}, append(bytes.Repeat([]byte{1}, 32), 0x02, 0x01, 0x01)...),
+		"zero length":    {0x30, 0x05, 0x02, 0x00, 0x02, 0x01, 0x01},
+	} {
+		if _, err := rawECDSASignature(der, 32); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
 	}
 }
