@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -51,6 +52,11 @@ type Options struct {
 	Registry *prometheus.Registry
 	// Ready lists the dependencies /readyz checks.
 	Ready []Check
+	// TrustedProxies are the reverse proxies (limits.trusted_proxies) whose
+	// X-Forwarded-For the access log believes for its remote field. Empty
+	// means the TCP peer, whatever headers say: a client must not be able
+	// to write another address into the logs.
+	TrustedProxies []netip.Prefix
 }
 
 // Server is a service's pair of listeners.
@@ -118,6 +124,7 @@ func (s *Server) newEcho(listener string) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
+	e.IPExtractor = s.ipExtractor()
 	e.Use(requestID)
 	e.Use(s.observe(listener))
 	e.Use(middleware.BodyLimit(strconv.FormatInt(s.opts.MaxBodyBytes, 10) + "B"))
@@ -160,6 +167,24 @@ func (s *Server) observe(listener string) echo.MiddlewareFunc {
 			return nil
 		}
 	}
+}
+
+// ipExtractor returns what c.RealIP() reports: the TCP peer, or, behind
+// one of opts.TrustedProxies, the right-most X-Forwarded-For entry that is
+// not a trusted proxy. echo's default believes the first X-Forwarded-For
+// entry from anyone.
+func (s *Server) ipExtractor() echo.IPExtractor {
+	if len(s.opts.TrustedProxies) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range s.opts.TrustedProxies {
+		_, n, err := net.ParseCIDR(p.Masked().String())
+		if err == nil {
+			opts = append(opts, echo.TrustIPRange(n))
+		}
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
 func levelFor(status int) zapcore.Level {

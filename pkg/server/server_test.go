@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -140,4 +141,37 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 	done <- nil // for the cleanup
+}
+
+// TestRealIPBelievesOnlyTrustedProxies: the access log's remote address is
+// the TCP peer unless the peer is a configured trusted proxy; a client
+// cannot write another address into the logs with X-Forwarded-For.
+func TestRealIPBelievesOnlyTrustedProxies(t *testing.T) {
+	proxy := netip.MustParsePrefix("10.0.0.0/8")
+	for _, tc := range []struct {
+		name    string
+		trusted []netip.Prefix
+		peer    string
+		xff     string
+		want    string
+	}{
+		{"no proxies configured", nil, "203.0.113.5:4000", "198.51.100.7", "203.0.113.5"},
+		{"loopback is not trusted by default", nil, "127.0.0.1:4000", "198.51.100.7", "127.0.0.1"},
+		{"untrusted peer", []netip.Prefix{proxy}, "203.0.113.5:4000", "198.51.100.7", "203.0.113.5"},
+		{"trusted proxy", []netip.Prefix{proxy}, "10.1.2.3:4000", "198.51.100.7", "198.51.100.7"},
+		{"forged left entry", []netip.Prefix{proxy}, "10.1.2.3:4000", "192.0.2.66, 198.51.100.7", "198.51.100.7"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := New(Options{Service: "test", Logger: zap.NewNop(), Registry: prometheus.NewRegistry(), TrustedProxies: tc.trusted})
+			if err != nil {
+				t.Fatal(err)
+			}
+			req, _ := http.NewRequest(http.MethodGet, "/", nil)
+			req.RemoteAddr = tc.peer
+			req.Header.Set("X-Forwarded-For", tc.xff)
+			if got := s.Public.IPExtractor(req); got != tc.want {
+				t.Fatalf("RealIP = %q, want %q", got, tc.want)
+			}
+		})
+	}
 }
