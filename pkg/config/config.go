@@ -43,6 +43,10 @@ type Config struct {
 	Log Log `yaml:"log"`
 	// Limits bounds what one request may cost.
 	Limits Limits `yaml:"limits"`
+	// Bootstrap declares resource servers, clients, admin clients and users that every issuer
+	// applies to the store at start (docs/bootstrap.md), so a deployment can be described in
+	// version control instead of being written to the store by hand.
+	Bootstrap Bootstrap `yaml:"bootstrap"`
 }
 
 // Services holds one entry per Valet service. Each service reads its own entry for its listeners;
@@ -315,6 +319,107 @@ func (l Limits) TrustedProxyPrefixes() ([]netip.Prefix, error) {
 		out = append(out, p.Masked())
 	}
 	return out, nil
+}
+
+// Bootstrap is the declarative bootstrap: records the issuer creates, or re-applies when they
+// drifted, at every start (pkg/bootstrap, docs/bootstrap.md). Records of the store that are not
+// declared here are left alone. Secrets and passwords are never written in the file: each is a
+// reference (env:NAME or file:/path) or a hash, so the file can be kept in version control.
+// These keys exist only in the file; lists have no environment override.
+type Bootstrap struct {
+	// ResourceServers are the declared APIs (RFC 8707 resource indicators).
+	ResourceServers []BootstrapResourceServer `yaml:"resource_servers"`
+	// Clients are the declared OAuth clients.
+	Clients []BootstrapClient `yaml:"clients"`
+	// AdminClients are confidential client-credentials clients allowed valet:admin at the admin
+	// audience (<issuer>/admin). Declaring one also declares that resource server, unless
+	// resource_servers declares it explicitly; this is how the first admin comes to exist.
+	AdminClients []BootstrapAdminClient `yaml:"admin_clients"`
+	// Users are the declared accounts of the login page.
+	Users []BootstrapUser `yaml:"users"`
+}
+
+// Empty reports whether nothing is declared, so that a service can skip bootstrap entirely.
+func (b Bootstrap) Empty() bool {
+	return len(b.ResourceServers) == 0 && len(b.Clients) == 0 && len(b.AdminClients) == 0 && len(b.Users) == 0
+}
+
+// BootstrapResourceServer declares one resource server.
+type BootstrapResourceServer struct {
+	// ID is the resource indicator, an absolute URI without a fragment; the tokens' aud.
+	ID string `yaml:"id"`
+	// Name is shown to operators.
+	Name string `yaml:"name"`
+	// Scopes are the scopes the API defines.
+	Scopes []string `yaml:"scopes"`
+	// AccessTokenLifetime is its tokens' lifetime; 0 for the client's or the default.
+	AccessTokenLifetime time.Duration `yaml:"access_token_lifetime"`
+}
+
+// BootstrapClient declares one OAuth client.
+type BootstrapClient struct {
+	// ID is the client id.
+	ID string `yaml:"id"`
+	// Name is shown to operators and on the consent page.
+	Name string `yaml:"name"`
+	// Type is confidential (the default) or public.
+	Type string `yaml:"type"`
+	// Secret is where the confidential client's secret comes from: env:NAME, file:/path, or its
+	// hash from `valet hash-secret` (sha256$...). Never the secret itself.
+	Secret string `yaml:"secret"`
+	// PreviousSecret is a second secret that stays valid, in the same forms, for a rotation
+	// without downtime: move the old secret here, deploy the new one, then remove it.
+	PreviousSecret string `yaml:"previous_secret"`
+	// GrantTypes are the grants the client may use.
+	GrantTypes []string `yaml:"grant_types"`
+	// RedirectURIs are its exact redirect URIs (authorization code grant).
+	RedirectURIs []string `yaml:"redirect_uris"`
+	// Resources are the resource servers it may get tokens for, with the scopes it may ask.
+	Resources []BootstrapAllowance `yaml:"resources"`
+	// DefaultResource is used when a request names none; one of Resources.
+	DefaultResource string `yaml:"default_resource"`
+	// ResourceIDs are the resource servers this client is, for introspection (RFC 7662 §4).
+	ResourceIDs []string `yaml:"resource_ids"`
+	// AccessTokenLifetime is its tokens' lifetime; 0 for the resource's or the default.
+	AccessTokenLifetime time.Duration `yaml:"access_token_lifetime"`
+	// CORSOrigins are the browser origins of a public client.
+	CORSOrigins []string `yaml:"cors_origins"`
+	// FirstParty clients skip the consent page.
+	FirstParty bool `yaml:"first_party"`
+	// Disabled clients authenticate to nothing; disabling revokes the client's tokens.
+	Disabled bool `yaml:"disabled"`
+}
+
+// BootstrapAllowance is one resource a client may get tokens for and the scopes it may ask there.
+type BootstrapAllowance struct {
+	// ID is the resource server's identifier.
+	ID string `yaml:"id"`
+	// Scopes are the scopes the client may ask at it; each must be defined by the resource.
+	Scopes []string `yaml:"scopes"`
+}
+
+// BootstrapAdminClient declares one admin client: confidential, client credentials, valet:admin
+// at the admin audience, nothing else.
+type BootstrapAdminClient struct {
+	// ID is the client id; the actor of its admin actions.
+	ID string `yaml:"id"`
+	// Name is shown to operators.
+	Name string `yaml:"name"`
+	// Secret is env:NAME, file:/path or a hash from `valet hash-secret`, as for clients.
+	Secret string `yaml:"secret"`
+	// PreviousSecret is a second valid secret during a rotation, as for clients.
+	PreviousSecret string `yaml:"previous_secret"`
+}
+
+// BootstrapUser declares one account of the login page.
+type BootstrapUser struct {
+	// Username is what the person types.
+	Username string `yaml:"username"`
+	// Password is env:NAME, file:/path, or an argon2id PHC hash ($argon2id$v=19$...). Never the
+	// password itself.
+	Password string `yaml:"password"`
+	// Disabled accounts cannot sign in.
+	Disabled bool `yaml:"disabled"`
 }
 
 // Default returns the built-in configuration. Its values are safe: what it leaves unset or

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -85,11 +86,14 @@ func TestDocTableMatchesKeys(t *testing.T) {
 			t.Errorf("key %s (%s) is missing from the table in %s", k.Path, k.Env, docPath)
 			continue
 		}
-		def := r.def
+		def, env := r.def, r.env
 		if def == noDefault {
 			def = ""
 		}
-		if r.env != k.Env {
+		if env == noDefault {
+			env = "" // a field of a list of records: file only
+		}
+		if env != k.Env {
 			t.Errorf("key %s: documented env %q, want %q", k.Path, r.env, k.Env)
 		}
 		if r.typ != k.Type {
@@ -147,8 +151,15 @@ func TestDocExample(t *testing.T) {
 	}
 }
 
-// collectPaths records the dotted path of every key in a YAML mapping tree.
+// collectPaths records the dotted path of every key in a YAML mapping tree; keys of the records
+// of a list are recorded as list[].key, the way Keys names them.
 func collectPaths(n *yaml.Node, prefix string, set map[string]bool) {
+	if n.Kind == yaml.SequenceNode {
+		for _, item := range n.Content {
+			collectPaths(item, prefix+"[]", set)
+		}
+		return
+	}
 	if n.Kind != yaml.MappingNode {
 		return
 	}
@@ -190,7 +201,7 @@ func TestEveryKeyFromYAML(t *testing.T) {
 	want := Default()
 	w := reflect.ValueOf(&want).Elem()
 	for _, l := range leaves() {
-		if l.EnvOnly {
+		if l.EnvOnly || l.FileOnly {
 			continue
 		}
 		w.FieldByIndex(l.index).Set(sample(t, l, w.FieldByIndex(l.index)))
@@ -205,6 +216,9 @@ func TestEveryKeyFromYAML(t *testing.T) {
 	}
 	g := reflect.ValueOf(got)
 	for _, l := range leaves() {
+		if l.FileOnly {
+			continue // TestEveryListKeyFromYAML
+		}
 		if gv, wv := g.FieldByIndex(l.index).Interface(), w.FieldByIndex(l.index).Interface(); !reflect.DeepEqual(gv, wv) {
 			t.Errorf("%s: decoded %v, want %v", l.Path, gv, wv)
 		}
@@ -215,6 +229,9 @@ func TestEveryKeyFromYAML(t *testing.T) {
 // field changed.
 func TestEveryKeyFromEnv(t *testing.T) {
 	for _, l := range leaves() {
+		if l.FileOnly {
+			continue // lists of records have no environment form
+		}
 		t.Run(l.Path, func(t *testing.T) {
 			want := Default()
 			w := reflect.ValueOf(&want).Elem()
@@ -236,6 +253,15 @@ func TestEveryKeyFromEnv(t *testing.T) {
 func TestKeys(t *testing.T) {
 	seen := map[string]bool{}
 	for _, k := range Keys() {
+		if k.FileOnly {
+			if k.Env != "" || k.Default != "" || !strings.Contains(k.Path, "[]") {
+				t.Errorf("%s: a file-only key of a list has no env and no default, got %+v", k.Path, k)
+			}
+			continue
+		}
+		if strings.Contains(k.Path, "[]") {
+			t.Errorf("%s: a key inside a list is not marked FileOnly", k.Path)
+		}
 		if want := "VALET_" + strings.ToUpper(strings.ReplaceAll(k.Path, ".", "_")); k.Env != want {
 			t.Errorf("%s: env %s, want %s", k.Path, k.Env, want)
 		}
@@ -253,5 +279,74 @@ func TestKeys(t *testing.T) {
 	pw := Keys()[slices.IndexFunc(Keys(), func(k Key) bool { return k.Path == "redis.password" })]
 	if !pw.EnvOnly || pw.Env != "VALET_REDIS_PASSWORD" {
 		t.Errorf("redis.password: got %+v, want an env-only key read from VALET_REDIS_PASSWORD", pw)
+	}
+}
+
+// fill sets every field of the struct v to a non-zero sample, appending one filled record to
+// every list of records, so that a round trip through YAML shows each field is decoded.
+func fill(t *testing.T, v reflect.Value, path string) {
+	t.Helper()
+	for i := range v.NumField() {
+		f, fv := v.Type().Field(i), v.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		p := path + "." + name
+		switch {
+		case f.Type == durationType:
+			fv.SetInt(int64(7 * time.Second))
+		case f.Type.Kind() == reflect.Struct:
+			fill(t, fv, p)
+		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct:
+			elem := reflect.New(f.Type.Elem()).Elem()
+			fill(t, elem, p+"[]")
+			fv.Set(reflect.Append(fv, elem))
+		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.String:
+			fv.Set(reflect.ValueOf([]string{"sample-" + p}))
+		case f.Type.Kind() == reflect.String:
+			fv.SetString("sample-" + p)
+		case f.Type.Kind() == reflect.Bool:
+			fv.SetBool(true)
+		default:
+			t.Fatalf("no sample for %s of type %s", p, f.Type)
+		}
+	}
+}
+
+// TestEveryListKeyFromYAML fills one record of every list of records (bootstrap.*), marshals it
+// and decodes it back: each field must be read, and each must be a key listed by Keys.
+func TestEveryListKeyFromYAML(t *testing.T) {
+	want := Default()
+	fill(t, reflect.ValueOf(&want.Bootstrap).Elem(), "bootstrap")
+	data, err := yaml.Marshal(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := Default()
+	if err := decode(data, &got); err != nil {
+		t.Fatalf("decode:\n%v\n%s", err, data)
+	}
+	if !reflect.DeepEqual(got.Bootstrap, want.Bootstrap) {
+		t.Errorf("decoded %+v, want %+v", got.Bootstrap, want.Bootstrap)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	set := map[string]bool{}
+	collectPaths(doc.Content[0], "", set)
+	keys := map[string]bool{}
+	for _, k := range Keys() {
+		keys[k.Path] = true
+		if k.FileOnly && !set[k.Path] {
+			t.Errorf("%s is a key but the filled configuration does not set it", k.Path)
+		}
+	}
+	for p := range set {
+		if !strings.HasPrefix(p, "bootstrap.") || keys[p] {
+			continue
+		}
+		// Not a key itself: it must be a list of records whose fields are keys.
+		if !slices.ContainsFunc(Keys(), func(k Key) bool { return strings.HasPrefix(k.Path, p+"[].") }) {
+			t.Errorf("%s is decoded but Keys does not list it", p)
+		}
 	}
 }

@@ -16,13 +16,17 @@ type Key struct {
 	Path string
 	// Env is the environment variable that overrides it, e.g. "VALET_REDIS_TLS_CA_FILE".
 	Env string
-	// Type is the value's kind as documented: bool, string, int, duration or list of id=source.
+	// Type is the value's kind as documented: bool, string, int, duration, list of id=source or
+	// list of string.
 	Type string
 	// Default is the value in Default(), formatted as it would be written in the environment
 	// variable ("" when empty).
 	Default string
 	// EnvOnly marks a secret that may only come from the environment, never from the file.
 	EnvOnly bool
+	// FileOnly marks a field of a record in a list (bootstrap.clients[].id): it is set only in
+	// the file, has no environment variable (Env is empty) and no default (lists start empty).
+	FileOnly bool
 }
 
 // Type names used in Key.Type and in the documentation table.
@@ -32,6 +36,7 @@ const (
 	typeInt      = "int"
 	typeDuration = "duration"
 	typeKEKList  = "list of id=source"
+	typeList     = "list of string"
 )
 
 var (
@@ -48,10 +53,12 @@ type leaf struct {
 
 var leaves = sync.OnceValue(func() []leaf {
 	var out []leaf
-	collect(reflect.TypeOf(Config{}), "", nil, &out)
+	collect(reflect.TypeOf(Config{}), "", nil, false, &out)
 	def := reflect.ValueOf(Default())
 	for i := range out {
-		out[i].Default = formatValue(def.FieldByIndex(out[i].index))
+		if !out[i].FileOnly {
+			out[i].Default = formatValue(def.FieldByIndex(out[i].index))
+		}
 	}
 	return out
 })
@@ -72,9 +79,11 @@ func envName(path string) string {
 	return "VALET_" + strings.ToUpper(strings.ReplaceAll(path, ".", "_"))
 }
 
-// collect walks a struct type depth-first and appends its leaf keys. It panics on a field kind
-// it cannot decode from the environment: that is a programming error caught by any test.
-func collect(t reflect.Type, prefix string, index []int, out *[]leaf) {
+// collect walks a struct type depth-first and appends its leaf keys. A list of records (other than
+// the key-encryption keys, which have an environment form) is walked into with "[]" appended to
+// its path, and every field below it is a file-only key. It panics on a field kind it cannot
+// handle: that is a programming error caught by any test.
+func collect(t reflect.Type, prefix string, index []int, inList bool, out *[]leaf) {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		if !f.IsExported() {
@@ -86,15 +95,23 @@ func collect(t reflect.Type, prefix string, index []int, out *[]leaf) {
 			continue
 		}
 		if inline {
-			collect(f.Type, prefix, idx, out)
+			collect(f.Type, prefix, idx, inList, out)
 			continue
 		}
 		path := name
 		if prefix != "" {
 			path = prefix + "." + name
 		}
+		if f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct && f.Type != kekListType {
+			collect(f.Type.Elem(), path+"[]", nil, true, out)
+			continue
+		}
 		if f.Type.Kind() == reflect.Struct && f.Type != durationType {
-			collect(f.Type, path, idx, out)
+			collect(f.Type, path, idx, inList, out)
+			continue
+		}
+		if inList {
+			*out = append(*out, leaf{Key: Key{Path: path, Type: typeName(f.Type), FileOnly: true}, typ: f.Type})
 			continue
 		}
 		*out = append(*out, leaf{
@@ -129,6 +146,8 @@ func typeName(t reflect.Type) string {
 		return typeDuration
 	case t == kekListType:
 		return typeKEKList
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.String:
+		return typeList
 	}
 	switch t.Kind() {
 	case reflect.Bool:

@@ -197,6 +197,9 @@ func applyEnv(cfg *Config, lookupEnv func(string) (string, bool)) error {
 	root := reflect.ValueOf(cfg).Elem()
 	var errs []error
 	for _, l := range leaves() {
+		if l.FileOnly {
+			continue // lists of records have no environment form
+		}
 		raw, ok := lookupEnv(l.Env)
 		if !ok || raw == "" {
 			continue

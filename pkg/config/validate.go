@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/valetauth/valet/pkg/secret"
 )
 
 // Allowed values, listed once so that validation messages and documentation agree.
@@ -98,6 +102,7 @@ func (c *Config) Validate() error {
 	if n := c.Limits.LoginFailuresPerIP; n < 1 || n > maxLoginFailures {
 		v.addf("limits.login_failures_per_ip", "%d is out of range 1..%d", n, maxLoginFailures)
 	}
+	v.bootstrap(c.Bootstrap, c.Tokens.MaxAccessTokenLifetime)
 	return errors.Join(v.errs...)
 }
 
@@ -320,4 +325,321 @@ func (v *validator) keys(k SigningKeys) {
 	case len(k.EncryptionKeys) == 0 && !v.dev:
 		v.addf("keys.encryption_keys", "at least one key-encryption key is required outside dev mode; signing keys are never stored in clear")
 	}
+}
+
+// Grant and client types a bootstrap client may declare (the admin API's rules, docs/admin.md).
+var (
+	grantTypes  = []string{"client_credentials", "authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"}
+	clientTypes = []string{"confidential", "public"}
+)
+
+// Bounds of bootstrap records, those of the admin API and the stores.
+const (
+	maxBootstrapName   = 256
+	maxBootstrapList   = 100
+	maxClientIDLength  = 128
+	maxURILength       = 2048
+	maxUsernameLength  = 128
+	maxArgon2MemoryKiB = 1 << 20
+)
+
+// MinClientSecretLength is the shortest client secret a bootstrap reference may yield: 32
+// characters, so that a declared secret is not much weaker than what `openssl rand -base64 32`
+// or a generated vcs_ secret gives. pkg/bootstrap checks it when it reads the reference; the
+// file cannot, since it holds only the reference.
+const MinClientSecretLength = 32
+
+// bootstrap checks the declarative bootstrap section. Every problem names the record by its
+// index (bootstrap.clients[2].secret). Secrets and password hashes are never quoted: a mistake
+// there may be the secret itself pasted into the file.
+func (v *validator) bootstrap(b Bootstrap, maxLife time.Duration) {
+	declared := map[string][]string{} // resource server id -> scopes
+	for i, r := range b.ResourceServers {
+		key := fmt.Sprintf("bootstrap.resource_servers[%d]", i)
+		if v.resourceURI(key+".id", r.ID) {
+			if _, dup := declared[r.ID]; dup {
+				v.addf(key+".id", "%q is declared twice", r.ID)
+			}
+			declared[r.ID] = r.Scopes
+		}
+		v.recordName(key+".name", r.Name)
+		v.scopes(key+".scopes", r.Scopes)
+		v.between(key+".access_token_lifetime", r.AccessTokenLifetime, 0, maxLife)
+	}
+
+	ids := map[string]bool{}
+	clientID := func(key, id string) {
+		if id == "" || len(id) > maxClientIDLength || !visible(id) {
+			v.addf(key, "must be 1 to %d visible ASCII characters without spaces (RFC 6749 Appendix A.1)", maxClientIDLength)
+			return
+		}
+		if ids[id] {
+			v.addf(key, "%q is declared twice (clients and admin_clients share one id space)", id)
+		}
+		ids[id] = true
+	}
+	for i, c := range b.Clients {
+		key := fmt.Sprintf("bootstrap.clients[%d]", i)
+		clientID(key+".id", c.ID)
+		v.recordName(key+".name", c.Name)
+		typ := c.Type
+		if typ == "" {
+			typ = "confidential"
+		}
+		v.oneOf(key+".type", typ, clientTypes)
+		if typ == "public" {
+			if c.Secret != "" {
+				v.addf(key+".secret", "a public client has no secret (RFC 6749 §2.1)")
+			}
+			if c.PreviousSecret != "" {
+				v.addf(key+".previous_secret", "a public client has no secret (RFC 6749 §2.1)")
+			}
+		} else {
+			v.clientSecrets(key, c.Secret, c.PreviousSecret)
+		}
+
+		v.list(key+".grant_types", len(c.GrantTypes))
+		if len(c.GrantTypes) == 0 {
+			v.addf(key+".grant_types", "must name at least one of %s", strings.Join(grantTypes, ", "))
+		}
+		for j, g := range c.GrantTypes {
+			gk := fmt.Sprintf("%s.grant_types[%d]", key, j)
+			switch {
+			case !slices.Contains(grantTypes, g):
+				v.addf(gk, "%q is not one of %s", g, strings.Join(grantTypes, ", "))
+			case slices.Index(c.GrantTypes, g) != j:
+				v.addf(gk, "%q is listed twice", g)
+			case g == "client_credentials" && typ == "public":
+				v.addf(gk, "a public client cannot use client_credentials (RFC 6749 §4.4)")
+			}
+		}
+
+		v.list(key+".redirect_uris", len(c.RedirectURIs))
+		for j, u := range c.RedirectURIs {
+			v.redirectURI(fmt.Sprintf("%s.redirect_uris[%d]", key, j), u)
+		}
+		if slices.Contains(c.GrantTypes, "authorization_code") && len(c.RedirectURIs) == 0 {
+			v.addf(key+".redirect_uris", "authorization_code needs at least one redirect URI")
+		}
+
+		v.list(key+".resources", len(c.Resources))
+		allowed := map[string]bool{}
+		for j, a := range c.Resources {
+			ak := fmt.Sprintf("%s.resources[%d]", key, j)
+			if !v.resourceURI(ak+".id", a.ID) {
+				continue
+			}
+			if allowed[a.ID] {
+				v.addf(ak+".id", "%q is listed twice", a.ID)
+			}
+			allowed[a.ID] = true
+			v.scopes(ak+".scopes", a.Scopes)
+			if defined, ok := declared[a.ID]; ok {
+				for k, sc := range a.Scopes {
+					if !slices.Contains(defined, sc) {
+						v.addf(fmt.Sprintf("%s.scopes[%d]", ak, k), "%q is not defined by the declared resource server %q", sc, a.ID)
+					}
+				}
+			}
+		}
+		if c.DefaultResource != "" && !allowed[c.DefaultResource] {
+			v.addf(key+".default_resource", "%q must be one of the client's resources", c.DefaultResource)
+		}
+		v.list(key+".resource_ids", len(c.ResourceIDs))
+		for j, id := range c.ResourceIDs {
+			v.resourceURI(fmt.Sprintf("%s.resource_ids[%d]", key, j), id)
+		}
+		v.between(key+".access_token_lifetime", c.AccessTokenLifetime, 0, maxLife)
+		v.list(key+".cors_origins", len(c.CORSOrigins))
+		for j, o := range c.CORSOrigins {
+			if u, err := url.Parse(o); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" ||
+				(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+				v.addf(fmt.Sprintf("%s.cors_origins[%d]", key, j), "%q must be scheme://host[:port]", o)
+			}
+		}
+	}
+
+	for i, a := range b.AdminClients {
+		key := fmt.Sprintf("bootstrap.admin_clients[%d]", i)
+		clientID(key+".id", a.ID)
+		v.recordName(key+".name", a.Name)
+		v.clientSecrets(key, a.Secret, a.PreviousSecret)
+	}
+
+	names := map[string]bool{}
+	for i, u := range b.Users {
+		key := fmt.Sprintf("bootstrap.users[%d]", i)
+		switch {
+		case !validUsername(u.Username):
+			v.addf(key+".username", "must be 1 to %d bytes without control characters or surrounding spaces", maxUsernameLength)
+		case names[u.Username]:
+			v.addf(key+".username", "%q is declared twice", u.Username)
+		}
+		names[u.Username] = true
+		switch {
+		case u.Password == "":
+			v.addf(key+".password", "is required: env:NAME, file:/path or an argon2id hash ($argon2id$v=19$...)")
+		case IsReference(u.Password):
+			if err := checkSource(u.Password); err != nil {
+				v.addf(key+".password", "%s", referenceProblem(err))
+			}
+		case strings.HasPrefix(u.Password, "$argon2id$"):
+			if err := checkPasswordHash(u.Password); err != nil {
+				v.addf(key+".password", "%v", err)
+			}
+		default:
+			v.addf(key+".password", "must be env:NAME, file:/path or an argon2id hash ($argon2id$v=19$...), never the password itself")
+		}
+	}
+}
+
+// clientSecrets checks the secret (required) and previous_secret (optional) of a confidential
+// client at key.
+func (v *validator) clientSecrets(key, sec, previous string) {
+	if sec == "" {
+		v.addf(key+".secret", "is required for a confidential client: env:NAME, file:/path or a hash from `valet hash-secret` (sha256$...)")
+	} else {
+		v.secretValue(key+".secret", sec)
+	}
+	if previous != "" {
+		v.secretValue(key+".previous_secret", previous)
+		if previous == sec {
+			v.addf(key+".previous_secret", "is the same as %s.secret", key)
+		}
+	}
+}
+
+// secretValue checks one declared client secret: a reference or a stored hash, never the secret.
+func (v *validator) secretValue(key, s string) {
+	switch {
+	case IsReference(s):
+		if err := checkSource(s); err != nil {
+			v.addf(key, "%s", referenceProblem(err))
+		}
+	case secret.ValidFormat([]byte(s)):
+	case strings.HasPrefix(s, secret.FormatSHA256+"$") || strings.HasPrefix(s, secret.FormatHMAC+"$"):
+		v.addf(key, "is not a valid hash; print one with `valet hash-secret`")
+	default:
+		v.addf(key, "must be env:NAME, file:/path or a hash from `valet hash-secret` (sha256$...), never the secret itself")
+	}
+}
+
+// referenceProblem rewords checkSource's message for a secret rather than a key.
+func referenceProblem(err error) string {
+	return strings.Replace(err.Error(), "never the key itself", "never the secret itself", 1)
+}
+
+// resourceURI checks a resource indicator (RFC 8707 §2) and reports whether it is valid.
+func (v *validator) resourceURI(key, id string) bool {
+	u, err := url.Parse(id)
+	if id == "" || len(id) > maxURILength || !visible(id) || err != nil || !u.IsAbs() || strings.Contains(id, "#") {
+		v.addf(key, "%q must be an absolute URI without a fragment (RFC 8707 §2)", id)
+		return false
+	}
+	return true
+}
+
+// redirectURI checks a redirect URI: absolute, no fragment, plain http only for loopback hosts
+// (RFC 6749 §3.1.2, RFC 8252 §7.3).
+func (v *validator) redirectURI(key, raw string) {
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || strings.Contains(raw, "#") || len(raw) > maxURILength {
+		v.addf(key, "%q must be an absolute URI without a fragment (RFC 6749 §3.1.2)", raw)
+		return
+	}
+	if h := u.Hostname(); u.Scheme == "http" && h != "localhost" && h != "127.0.0.1" && h != "::1" {
+		v.addf(key, "%q: plain http is allowed only for loopback hosts (RFC 8252 §7.3)", raw)
+	}
+}
+
+// recordName checks an optional display name.
+func (v *validator) recordName(key, name string) {
+	if len(name) > maxBootstrapName || !utf8.ValidString(name) {
+		v.addf(key, "must be UTF-8 of at most %d bytes", maxBootstrapName)
+	}
+}
+
+// scopes checks a list of scope-tokens (RFC 6749 §3.3) without duplicates.
+func (v *validator) scopes(key string, scopes []string) {
+	v.list(key, len(scopes))
+	for i, sc := range scopes {
+		switch {
+		case !scopeToken(sc):
+			v.addf(fmt.Sprintf("%s[%d]", key, i), "%q is not a scope-token (RFC 6749 §3.3)", sc)
+		case slices.Index(scopes, sc) != i:
+			v.addf(fmt.Sprintf("%s[%d]", key, i), "%q is listed twice", sc)
+		}
+	}
+}
+
+// list bounds the length of a declared list.
+func (v *validator) list(key string, n int) {
+	if n > maxBootstrapList {
+		v.addf(key, "%d entries, at most %d", n, maxBootstrapList)
+	}
+}
+
+// scopeToken reports whether s is a scope-token: 1*( %x21 / %x23-5B / %x5D-7E ), at most 256.
+func scopeToken(s string) bool {
+	if s == "" || len(s) > maxBootstrapName {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; b < 0x21 || b == '"' || b == '\\' || b > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// visible reports whether s is only %x21-7E (visible ASCII, no space).
+func visible(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// validUsername mirrors pkg/users.ValidUsername: 1 to 128 bytes of UTF-8 without control
+// characters or surrounding spaces (the login page trims them, so such a user could never sign in).
+func validUsername(s string) bool {
+	if s == "" || len(s) > maxUsernameLength || !utf8.ValidString(s) || strings.TrimSpace(s) != s {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// checkPasswordHash checks the shape of an argon2id PHC string as pkg/users writes it,
+// $argon2id$v=19$m=<KiB>,t=<passes>,p=<lanes>$<salt>$<hash>, so that a broken hash is refused at
+// start rather than found at the first login. Its messages never quote the hash.
+func checkPasswordHash(s string) error {
+	parts := strings.Split(s, "$")
+	if len(parts) != 6 {
+		return errors.New("is not an argon2id hash ($argon2id$v=19$m=...,t=...,p=...$salt$hash)")
+	}
+	if parts[2] != "v=19" {
+		return errors.New("is an argon2id hash of an unsupported version (want v=19)")
+	}
+	var m, t, p uint64
+	if n, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil || n != 3 ||
+		m == 0 || m > maxArgon2MemoryKiB || t == 0 || p == 0 || p > 255 ||
+		parts[3] != fmt.Sprintf("m=%d,t=%d,p=%d", m, t, p) {
+		return fmt.Errorf("has bad argon2id parameters (m 1..%d KiB, t at least 1, p 1..255)", maxArgon2MemoryKiB)
+	}
+	salt, err := base64.RawStdEncoding.DecodeString(parts[4])
+	if err != nil || len(salt) < 8 {
+		return errors.New("has a bad salt (unpadded base64 of at least 8 bytes)")
+	}
+	sum, err := base64.RawStdEncoding.DecodeString(parts[5])
+	if err != nil || len(sum) < 16 {
+		return errors.New("has a bad hash (unpadded base64 of at least 16 bytes)")
+	}
+	return nil
 }

@@ -3,6 +3,9 @@
 // It is the one place that reads the configuration, opens Redis and NATS and
 // starts the issuer's background work: the signing key ring, the client
 // cache's event consumer, the heartbeat and the revocation outbox relay.
+// Before it serves, it applies the configuration's declarative bootstrap
+// section (pkg/bootstrap, docs/bootstrap.md) and refuses to start when that
+// cannot be done.
 package main
 
 import (
@@ -20,6 +23,7 @@ import (
 
 	"github.com/valetauth/valet/events"
 	"github.com/valetauth/valet/pkg/boot"
+	"github.com/valetauth/valet/pkg/bootstrap"
 	"github.com/valetauth/valet/pkg/bus"
 	"github.com/valetauth/valet/pkg/clients"
 	"github.com/valetauth/valet/pkg/cors"
@@ -53,11 +57,24 @@ func tuneGC() {
 	}
 }
 
+// bootstrapTimeout bounds applying the bootstrap section at start: a store that
+// does not answer within it stops the start rather than hanging it.
+const bootstrapTimeout = 2 * time.Minute
+
 // build opens every dependency of the issuer and returns it ready to run.
 func build(ctx context.Context, env boot.Env) (boot.Runner, error) {
 	cfg, log := env.Config, env.Logger
 	if cfg.Redis.URL == "" || cfg.NATS.URL == "" {
 		return nil, errors.New("issuer: redis.url and nats.url are required (the embedded stand-ins run only inside `valet dev`)")
+	}
+	// The bootstrap section's references are read first, so that a missing
+	// secret stops the start before anything is opened.
+	var spec bootstrap.Spec
+	if !cfg.Bootstrap.Empty() {
+		var err error
+		if spec, err = bootstrap.Resolve(cfg, nil); err != nil {
+			return nil, fmt.Errorf("declarative bootstrap refused (docs/bootstrap.md):\n%w", err)
+		}
 	}
 	active, keks, err := boot.StandaloneKEKs(cfg, log, "issuer")
 	if err != nil {
@@ -165,10 +182,32 @@ func build(ctx context.Context, env boot.Env) (boot.Runner, error) {
 	closeAll = func() { _ = chk.Close(); nc.Close(); _ = st.Close() }
 
 	// Users live in the same Redis, under the same prefix (pkg/users).
-	ua, err := users.NewAuthenticator(users.NewRedis(rdb, cfg.Redis.KeyPrefix), users.DefaultParams)
+	userStore := users.NewRedis(rdb, cfg.Redis.KeyPrefix)
+	ua, err := users.NewAuthenticator(userStore, users.DefaultParams)
 	if err != nil {
 		closeAll()
 		return nil, err
+	}
+	// Declarative bootstrap: the declared records are in the store, as
+	// declared, before the first request is served. Replicas starting
+	// together all apply it; the store's create and compare-and-set make
+	// that safe.
+	if !spec.Empty() {
+		bctx, cancel := context.WithTimeout(ctx, bootstrapTimeout)
+		_, err := bootstrap.Apply(bctx, spec, bootstrap.Deps{
+			Registry: st, Hasher: hasher, Users: userStore, PasswordParams: users.DefaultParams,
+			Publisher: keys.PublisherFunc(func(ctx context.Context, e events.Event) error {
+				_, err := pub.Publish(ctx, e)
+				return err
+			}),
+			Source: cfg.Issuer, Revoker: rev,
+			Logger: log.With(zap.String("component", "bootstrap")), Registerer: env.Registry,
+		})
+		cancel()
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("declarative bootstrap not applied (docs/bootstrap.md): %w", err)
+		}
 	}
 	// Password-guessing limits, shared by every replica through Redis.
 	limiter, err := ratelimit.NewLogin(rdb, cfg.Redis.KeyPrefix, ratelimit.LoginConfig{
