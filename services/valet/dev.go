@@ -40,6 +40,7 @@ import (
 
 	"github.com/valetauth/valet/events"
 	"github.com/valetauth/valet/pkg/boot"
+	"github.com/valetauth/valet/pkg/bootstrap"
 	"github.com/valetauth/valet/pkg/bus"
 	"github.com/valetauth/valet/pkg/clients"
 	"github.com/valetauth/valet/pkg/config"
@@ -357,6 +358,22 @@ func newDev(ctx context.Context, o devOptions) (_ *devServer, err error) {
 		return nil, err
 	}
 	relay := revoke.NewRelay(rev, time.Second, revReg)
+	if !cfg.Bootstrap.Empty() {
+		// Declared objects (docs/bootstrap.md) are applied as the issuer
+		// applies them, after the demo seed, so a declaration wins.
+		spec, err := bootstrap.Resolve(cfg, devEnv(o.LookupEnv))
+		if err != nil {
+			return nil, fmt.Errorf("declarative bootstrap refused (docs/bootstrap.md):\n%w", err)
+		}
+		if _, err := bootstrap.Apply(ctx, spec, bootstrap.Deps{
+			Registry: d.st, Hasher: hasher, Users: d.users, PasswordParams: users.DefaultParams,
+			Publisher: keys.PublisherFunc(func(ctx context.Context, e events.Event) error { _, err := pub.Publish(ctx, e); return err }),
+			Source:    cfg.Issuer, Revoker: rev,
+			Logger: d.log.With(zap.String("component", "bootstrap")), Registerer: issReg,
+		}); err != nil {
+			return nil, fmt.Errorf("declarative bootstrap not applied (docs/bootstrap.md): %w", err)
+		}
+	}
 	// One client cache serves the three services that authenticate
 	// clients; its metrics are the issuer's.
 	cache, err := clients.New(d.st, clients.Config{

@@ -29,6 +29,8 @@ type devHarness struct {
 	t    *testing.T
 	data string
 	env  map[string]string // VALET_* overrides: the listeners and URLs
+	// configPath is an optional configuration file for valet dev.
+	configPath string
 
 	cancel context.CancelFunc
 	done   chan error
@@ -75,7 +77,7 @@ func (h *devHarness) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	h.out = &bytes.Buffer{}
 	d, err := newDev(ctx, devOptions{
-		DataDir: h.data, Gateway: h.env["GATEWAY"], NATSPort: -1,
+		DataDir: h.data, ConfigPath: h.configPath, Gateway: h.env["GATEWAY"], NATSPort: -1,
 		LookupEnv: h.lookupEnv, Out: h.out, Logger: zap.NewNop(),
 	})
 	if err != nil {
@@ -519,4 +521,35 @@ func TestDevBrowserFlow(t *testing.T) {
 	}
 	// The consent given before the restart is remembered.
 	wantUserAllowed(t, env2, authCode(t, env2, conf, false).AccessToken)
+}
+
+// TestDevBootstrap: valet dev applies a declarative bootstrap section
+// (docs/bootstrap.md) from its configuration file: a declared machine
+// client, its secret read from the environment, gets a token for the demo
+// API, and a second start reports it unchanged rather than failing.
+func TestDevBootstrap(t *testing.T) {
+	h := newDevHarness(t)
+	cfgPath := filepath.Join(t.TempDir(), "valet.yaml")
+	if err := os.WriteFile(cfgPath, []byte(`bootstrap:
+  clients:
+    - id: declared-worker
+      secret: env:DECLARED_WORKER_SECRET
+      grant_types: [client_credentials]
+      resources:
+        - id: `+demoResource+`
+          scopes: [read]
+      default_resource: `+demoResource+`
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const workerSecret = "declared-worker-secret-0123456789abcdefghijklmnop"
+	h.env["DECLARED_WORKER_SECRET"] = workerSecret
+	h.configPath = cfgPath
+	for i := 0; i < 2; i++ {
+		h.start()
+		env := h.demoEnv()
+		env["CLIENT_ID"], env["CLIENT_SECRET"] = "declared-worker", workerSecret
+		wantAllowed(t, env, getToken(t, env))
+		h.stop()
+	}
 }
