@@ -12,4 +12,12 @@
 // its deny state is current (fail closed). docs/gateway.md ("Forward auth")
 // documents the contract, the policy file and the metrics;
 // deploy/gateways holds the gateway configurations, which the tests load.
+//
+// With services.edge.upstream set (or Deps.Upstream, in process) it is also
+// a reverse proxy, for small deployments without a gateway: every other
+// request to the public listener is decided exactly as forward auth would
+// decide it, refused with the same answers, and when accepted passed to the
+// upstream by net/http/httputil.ReverseProxy with the identity headers set
+// and any client-sent X-Valet-* removed (proxy.go; docs/gateway.md,
+// "Reverse-proxy mode").
 package edge

@@ -38,6 +38,10 @@ type Deps struct {
 	// Ready lists further /readyz checks (NATS, ...); whether the edge is
 	// current is checked without being listed.
 	Ready []server.Check
+	// Upstream, when set, turns on reverse-proxy mode with this handler,
+	// served in process, as the upstream: valet dev's demo API, tests. It
+	// takes precedence over services.edge.upstream.
+	Upstream http.Handler
 }
 
 // Service is one running edge authorizer.
@@ -53,8 +57,10 @@ type Service struct {
 // tokens.max_access_token_lifetime of the revocation stream (prefix
 // nats.subject_prefix), allows tokens.clock_skew and fails closed after
 // services.edge.staleness_bound; and the forward-auth endpoints PathNGINX,
-// PathTraefik and PathEnvoy on the public listener. It does no I/O: Run
-// starts everything.
+// PathTraefik and PathEnvoy on the public listener. With
+// services.edge.upstream or deps.Upstream set, every other public request
+// is authorized the same way and, when accepted, proxied there
+// (reverse-proxy mode, proxy.go). It does no I/O: Run starts everything.
 func New(cfg *config.Config, deps Deps) (*Service, error) {
 	if cfg == nil || deps.Logger == nil || deps.Registry == nil {
 		return nil, errors.New("edge: config, logger and registry are required")
@@ -109,6 +115,23 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 	pub.Any(PathTraefik, echo.WrapHandler(http.HandlerFunc(a.traefik)))
 	pub.Any(PathEnvoy, echo.WrapHandler(http.HandlerFunc(a.envoy)))
 	pub.Any(PathEnvoy+"/*", echo.WrapHandler(http.HandlerFunc(a.envoy)))
+	if deps.Upstream != nil || sc.Upstream != "" {
+		umet, err := newUpstreamMetrics(deps.Registry)
+		if err != nil {
+			return nil, err
+		}
+		p, name, err := newProxy(cfg, deps, a, umet, log)
+		if err != nil {
+			return nil, err
+		}
+		// Everything the routes above and pkg/server's /healthz and
+		// /readyz do not claim, whatever the method.
+		h := echo.WrapHandler(p)
+		pub.Pre(keepClientContext)
+		pub.Any("/*", h)
+		pub.RouteNotFound("/*", h)
+		log.Info("reverse-proxy mode: authorized requests outside the forward-auth paths go upstream", zap.String("upstream", name))
+	}
 	return &Service{srv: srv, v: v, log: log}, nil
 }
 

@@ -94,43 +94,54 @@ func (a *authorizer) envoy(w http.ResponseWriter, r *http.Request) {
 	a.decide(w, r, r.Method, target, r.Host)
 }
 
-// decide is the hot path, top to bottom: the original request, the bearer
-// token (RFC 6750 §2.1 only), the route's scopes, Verify, the answer.
+// decide is the forward-auth answer: authorize, then the identity headers
+// of a 200 or the prepared denial.
 func (a *authorizer) decide(w http.ResponseWriter, r *http.Request, method, target, host string) {
+	claims, res := a.authorize(r, method, target, host)
+	if res != nil {
+		a.deny(w, res)
+		return
+	}
+	h := w.Header()
+	h["Cache-Control"] = noStore
+	setIdentity(h, &claims)
+	w.WriteHeader(http.StatusOK)
+	a.met.decided(http.StatusOK, edge.ReasonOK)
+}
+
+// authorize is the hot path, top to bottom: the original request, the
+// bearer token (RFC 6750 §2.1 only), the route's scopes, Verify. It returns
+// the claims of an accepted request, or the prepared denial. Forward auth
+// and the reverse proxy (proxy.go) both decide here, so that they cannot
+// disagree.
+func (a *authorizer) authorize(r *http.Request, method, target, host string) (edge.Claims, *response) {
 	// 1. The original request, as the gateway forwarded it.
 	if method == "" || target == "" {
-		a.deny(w, resBadRequest)
-		return
+		return edge.Claims{}, resBadRequest
 	}
 	path, err := normalizePath(target)
 	if err != nil {
-		a.deny(w, resBadPath)
-		return
+		return edge.Claims{}, resBadPath
 	}
 	if tokenInQuery(target) {
-		a.deny(w, resTokenInQuery)
-		return
+		return edge.Claims{}, resTokenInQuery
 	}
 
 	// 2. The token: the Authorization header, exactly once (RFC 6750
 	//    §2.1). Another scheme is no bearer token at all (§3.1).
 	authz := r.Header.Values("Authorization")
 	if len(authz) == 0 {
-		a.deny(w, resNoToken)
-		return
+		return edge.Claims{}, resNoToken
 	}
 	if len(authz) > 1 {
-		a.deny(w, resBadAuthorization)
-		return
+		return edge.Claims{}, resBadAuthorization
 	}
 	scheme, token, _ := strings.Cut(authz[0], " ")
 	if !strings.EqualFold(scheme, "Bearer") {
-		a.deny(w, resNoToken)
-		return
+		return edge.Claims{}, resNoToken
 	}
 	if token = strings.TrimLeft(token, " "); token == "" {
-		a.deny(w, resBadAuthorization)
-		return
+		return edge.Claims{}, resBadAuthorization
 	}
 
 	// 3. The route decides the scopes; Verify does everything else.
@@ -141,25 +152,23 @@ func (a *authorizer) decide(w http.ResponseWriter, r *http.Request, method, targ
 	}
 	claims, err := a.v.VerifyScopes(r.Context(), token, scopes...)
 	if err != nil {
-		a.deny(w, rejection(err, rt))
-		return
+		return edge.Claims{}, rejection(err, rt)
 	}
 	if rt == nil && a.routes.denyUnmatched {
-		a.deny(w, resNoRoute)
-		return
+		return edge.Claims{}, resNoRoute
 	}
+	return claims, nil
+}
 
-	// 4. Allowed: the identity the gateway passes upstream.
-	//    One backing array for the four values: one allocation, not four.
-	v := &[4]string{claims.Subject, claims.ClientID, strings.Join(claims.Scopes, " "), claims.JTI}
-	h := w.Header()
-	h["Cache-Control"] = noStore
+// setIdentity sets the four identity headers of c on h, replacing any
+// value under those names.
+func setIdentity(h http.Header, c *edge.Claims) {
+	// One backing array for the four values: one allocation, not four.
+	v := &[4]string{c.Subject, c.ClientID, strings.Join(c.Scopes, " "), c.JTI}
 	h[HeaderSubject] = v[0:1:1]
 	h[HeaderClient] = v[1:2:2]
 	h[HeaderScope] = v[2:3:3]
 	h[HeaderTokenID] = v[3:4:4]
-	w.WriteHeader(http.StatusOK)
-	a.met.decided(http.StatusOK, edge.ReasonOK)
 }
 
 // tokenInQuery reports whether target carries an access_token query

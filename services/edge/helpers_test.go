@@ -230,15 +230,27 @@ type authz struct {
 // waits until it is current.
 func (e *env) startAuthz(t testing.TB, policy string) *authz {
 	t.Helper()
+	return e.startAuthzWith(t, policy, nil)
+}
+
+// startAuthzWith is startAuthz with edit, when not nil, applied to the
+// configuration and the dependencies before edge.New.
+func (e *env) startAuthzWith(t testing.TB, policy string, edit func(*config.Config, *edge.Deps)) *authz {
+	t.Helper()
 	p, err := edge.ParsePolicy([]byte(policy))
 	if err != nil {
 		t.Fatalf("ParsePolicy: %v", err)
 	}
 	_, js := connect(t, e.nats.URL)
-	svc, err := edge.New(e.config(), edge.Deps{
+	cfg := e.config()
+	deps := edge.Deps{
 		Logger: zap.NewNop(), Registry: prometheus.NewRegistry(),
 		JetStream: js, Audience: testAudience, Policy: p,
-	})
+	}
+	if edit != nil {
+		edit(cfg, &deps)
+	}
+	svc, err := edge.New(cfg, deps)
 	if err != nil {
 		t.Fatalf("edge.New: %v", err)
 	}

@@ -1,9 +1,11 @@
 package edge
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -188,4 +190,70 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	g(c.knownKeys, float64(st.KnownKeys))
 	g(c.revokedKeys, float64(st.RevokedKeys))
 	g(c.cached, float64(st.CachedTokens))
+}
+
+// upstreamMetrics are the reverse proxy's valet_edge_upstream_* series,
+// registered only in reverse-proxy mode.
+type upstreamMetrics struct {
+	requests *prometheus.CounterVec
+	duration prometheus.Histogram
+	// byCode caches the counter of each status code (int), so that the
+	// request path does no label hashing.
+	byCode sync.Map
+	// failures are the counters of exchanges without an answer.
+	errored, timedOut, canceled prometheus.Counter
+}
+
+// Labels of valet_edge_upstream_requests_total for exchanges the upstream
+// did not answer.
+const (
+	upstreamError    = "error"
+	upstreamTimeout  = "timeout"
+	upstreamCanceled = "canceled"
+)
+
+func newUpstreamMetrics(reg prometheus.Registerer) (*upstreamMetrics, error) {
+	m := &upstreamMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "valet_edge_upstream_requests_total",
+			Help: "Requests the reverse proxy passed to the upstream, by the upstream's HTTP status, or error (no answer: refused, reset, or a chunked request body over the limit; answered 502 or 413), timeout (answered 504) or canceled (the client went away first).",
+		}, []string{"code"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "valet_edge_upstream_duration_seconds",
+			Help:    "Time from passing a request to the upstream to its response headers (streamed bodies excluded).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("edge: register metrics: %w", err)
+		}
+	}
+	m.errored = m.requests.WithLabelValues(upstreamError)
+	m.timedOut = m.requests.WithLabelValues(upstreamTimeout)
+	m.canceled = m.requests.WithLabelValues(upstreamCanceled)
+	return m, nil
+}
+
+// answered counts an exchange the upstream answered with code after took.
+func (m *upstreamMetrics) answered(code int, took time.Duration) {
+	m.duration.Observe(took.Seconds())
+	if c, ok := m.byCode.Load(code); ok {
+		c.(prometheus.Counter).Inc()
+		return
+	}
+	c, _ := m.byCode.LoadOrStore(code, m.requests.WithLabelValues(strconv.Itoa(code)))
+	c.(prometheus.Counter).Inc()
+}
+
+// failed counts an exchange the upstream did not answer.
+func (m *upstreamMetrics) failed(ctx context.Context, err error) {
+	switch {
+	case ctx.Err() != nil:
+		m.canceled.Inc()
+	case isTimeout(err):
+		m.timedOut.Inc()
+	default:
+		m.errored.Inc()
+	}
 }

@@ -1,9 +1,10 @@
 // Command edge runs Valet's reference forward-auth authorizer for Envoy
-// ext_authz, NGINX auth_request and Traefik forwardAuth.
+// ext_authz, NGINX auth_request and Traefik forwardAuth, and, with
+// services.edge.upstream set, a reverse proxy to that upstream.
 //
 // It is the one place that reads the configuration (services.edge.audience,
-// services.edge.routes_file, services.edge.jwks_url; docs/gateway.md) and
-// connects to NATS.
+// services.edge.routes_file, services.edge.jwks_url,
+// services.edge.upstream; docs/gateway.md) and connects to NATS.
 package main
 
 import (
