@@ -11,11 +11,10 @@ package main
 //
 // The process hosts the issuer, introspection, revocation and the edge
 // authorizer on their configured listeners (defaults :8080 to :8083, admin
-// listeners 127.0.0.1:9080 to 9083), and a demo gateway (default :8084): a
-// small reverse proxy that asks the edge's forward-auth endpoint about every
-// request, as Traefik's forwardAuth would, and passes accepted requests with
-// the X-Valet-* identity headers to a demo upstream that echoes them (or to
-// --upstream).
+// listeners 127.0.0.1:9080 to 9083). The edge runs in its reverse-proxy mode
+// (docs/gateway.md): besides its forward-auth endpoints, it authorizes every
+// other request and passes accepted ones, with the X-Valet-* identity
+// headers, to a demo upstream that echoes them (or to --upstream).
 
 import (
 	"context"
@@ -59,10 +58,10 @@ import (
 	"github.com/valetauth/valet/services/revocation"
 )
 
-const devUsage = `usage: valet dev [--data DIR] [--config FILE] [--gateway ADDR] [--upstream URL] [--nats-port N]
+const devUsage = `usage: valet dev [--data DIR] [--config FILE] [--upstream URL] [--nats-port N]
 
-Runs the issuer, introspection, revocation, the edge authorizer and a demo
-gateway in one process, with an embedded NATS server and the embedded store
+Runs the issuer, introspection, revocation and the edge authorizer (as a
+reverse proxy in front of a demo API) in one process, with an embedded NATS server and the embedded store
 under DIR (default ./data). REDIS_URL and NATS_URL select real servers.
 Every configuration key can be overridden as in the services
 (docs/configuration.md); dev: true is implied.
@@ -74,8 +73,6 @@ const (
 	// 4222 so that a NATS already running there is left alone; a random
 	// free port is taken when it is busy.
 	defaultDevNATSPort = 14222
-	// defaultGatewayListen is the demo gateway's listener.
-	defaultGatewayListen = ":8084"
 )
 
 // devOptions configure one dev server.
@@ -85,9 +82,7 @@ type devOptions struct {
 	DataDir string
 	// ConfigPath is an optional configuration file.
 	ConfigPath string
-	// Gateway is the demo gateway's listener.
-	Gateway string
-	// Upstream, when set, is where the gateway proxies accepted requests
+	// Upstream, when set, is where the edge proxies accepted requests
 	// instead of the built-in demo upstream.
 	Upstream string
 	// NATSPort is the embedded NATS server's preferred port; -1 takes a
@@ -110,8 +105,7 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 	opts := devOptions{LookupEnv: os.LookupEnv, Out: stdout}
 	fs.StringVar(&opts.DataDir, "data", "data", "data directory (store, NATS files, development key, demo credentials)")
 	fs.StringVar(&opts.ConfigPath, "config", "", "configuration file (default: $"+config.FileEnv+")")
-	fs.StringVar(&opts.Gateway, "gateway", defaultGatewayListen, "demo gateway listener (reverse proxy through the edge)")
-	fs.StringVar(&opts.Upstream, "upstream", "", "proxy accepted gateway requests to this URL instead of the built-in demo upstream")
+	fs.StringVar(&opts.Upstream, "upstream", "", "proxy requests the edge accepts to this URL instead of the built-in demo upstream")
 	fs.IntVar(&opts.NATSPort, "nats-port", defaultDevNATSPort, "embedded NATS port (-1: random; a busy port falls back to random)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -131,7 +125,7 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 	if err := d.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintf(stderr, "valet dev: %v\n", err)
 		if errors.Is(err, syscall.EADDRINUSE) {
-			fmt.Fprintln(stderr, "valet dev: a port is taken: stop what listens there, or move the service with its VALET_SERVICES_<NAME>_LISTEN and _PUBLIC_URL (docs/configuration.md) or --gateway")
+			fmt.Fprintln(stderr, "valet dev: a port is taken: stop what listens there, or move the service with its VALET_SERVICES_<NAME>_LISTEN and _PUBLIC_URL (docs/configuration.md)")
 		}
 		return 1
 	}
@@ -154,11 +148,12 @@ type devServer struct {
 	users    users.Store
 	chk      *pkgedge.Checker
 	services []namedService
-	gateway  *gateway
+	// upstream names where the edge proxies accepted requests (banner).
+	upstream string
 	bg       []func(context.Context)
 
 	// transport carries the in-process HTTP calls (JWKS for the edge and
-	// the checker, forward-auth for the gateway); Run closes its idle
+	// the checker); Run closes its idle
 	// connections before the listeners drain, which would otherwise wait
 	// up to 5s for a pooled connection that never sent a request.
 	transport *http.Transport
@@ -186,9 +181,6 @@ func newDev(ctx context.Context, o devOptions) (_ *devServer, err error) {
 	}
 	if o.Out == nil {
 		o.Out = io.Discard
-	}
-	if o.Gateway == "" {
-		o.Gateway = defaultGatewayListen
 	}
 	if o.DataDir == "" {
 		o.DataDir = "data"
@@ -444,8 +436,21 @@ func newDev(ctx context.Context, o devOptions) (_ *devServer, err error) {
 			return nil, err
 		}
 	}
+	// The edge is the demo gateway too: its reverse-proxy mode passes
+	// accepted requests to --upstream, a configured services.edge.upstream,
+	// or the built-in demo API.
+	var demoAPI http.Handler
+	switch {
+	case o.Upstream != "":
+		cfg.Services.Edge.Upstream = o.Upstream
+		d.upstream = o.Upstream
+	case cfg.Services.Edge.Upstream != "":
+		d.upstream = cfg.Services.Edge.Upstream
+	default:
+		demoAPI, d.upstream = http.HandlerFunc(demoUpstream), "the built-in demo upstream"
+	}
 	ed, err := edge.New(cfg, edge.Deps{
-		Logger: d.log, Registry: edgeReg,
+		Logger: d.log, Registry: edgeReg, Upstream: demoAPI,
 		JetStream: d.js, Audience: audience, Policy: policy,
 		EdgeOptions: []pkgedge.Option{pkgedge.WithHTTPClient(hc)},
 		Ready:       []server.Check{natsReady},
@@ -454,9 +459,6 @@ func newDev(ctx context.Context, o devOptions) (_ *devServer, err error) {
 		return nil, err
 	}
 	d.services = []namedService{{"issuer", iss}, {"introspection", in}, {"revocation", rv}, {"edge", ed}}
-	if d.gateway, err = newGateway(o.Gateway, o.Upstream, d.transport, d.log.With(zap.String("service", "gateway"))); err != nil {
-		return nil, err
-	}
 	d.bg = []func(context.Context){
 		func(ctx context.Context) { _ = km.Run(ctx) },
 		func(ctx context.Context) { _ = beat.Run(ctx) },
@@ -533,12 +535,6 @@ func (d *devServer) Run(ctx context.Context) error {
 			}
 		})
 	}
-	wg.Go(func() {
-		if err := d.gateway.Run(sctx); err != nil {
-			errc <- fmt.Errorf("gateway: %w", err)
-			cancel()
-		}
-	})
 	defer wg.Wait()
 
 	if err := d.startup(sctx); err != nil {
@@ -574,11 +570,6 @@ func (d *devServer) startup(ctx context.Context) error {
 		}
 		addrs[s.name] = [2]net.Addr{pub, adm}
 	}
-	gw, err := d.gateway.Addr(ctx)
-	if err != nil {
-		return err
-	}
-	d.gateway.SetAuthURL("http://" + loopback(addrs["edge"][0]) + edge.PathTraefik)
 	if err := d.chk.Start(ctx); err != nil {
 		d.log.Warn("JWKS not fetched yet; retrying in the background", zap.Error(err))
 	}
@@ -601,7 +592,7 @@ func (d *devServer) startup(ctx context.Context) error {
 			}
 		}
 	}
-	d.banner(addrs, gw)
+	d.banner(addrs)
 	close(d.ready)
 	return nil
 }
@@ -632,7 +623,7 @@ func localhost(addr net.Addr) string {
 }
 
 // banner prints where everything is and the demo credentials.
-func (d *devServer) banner(addrs map[string][2]net.Addr, gw net.Addr) {
+func (d *devServer) banner(addrs map[string][2]net.Addr) {
 	cfg, c := d.cfg, d.creds
 	w := d.opts.Out
 	storeDesc := "embedded, " + filepath.Join(d.opts.DataDir, "valet.db")
@@ -647,8 +638,8 @@ func (d *devServer) banner(addrs map[string][2]net.Addr, gw net.Addr) {
 	fmt.Fprintf(w, "  issuer          %s  (token: %s, JWKS: %s)\n", cfg.Issuer, cfg.Services.Issuer.URL("/token"), cfg.Services.Issuer.URL("/jwks.json"))
 	fmt.Fprintf(w, "  introspection   %s\n", cfg.Services.Introspection.URL(introspection.IntrospectPath))
 	fmt.Fprintf(w, "  revocation      %s  (admin API: http://%s%s/...)\n", cfg.Services.Revocation.URL(revocation.RevokePath), loopback(addrs["revocation"][1]), revocation.AdminPrefix)
-	fmt.Fprintf(w, "  edge            http://%s%s  (forward-auth; also %s, %s)\n", loopback(addrs["edge"][0]), edge.PathTraefik, edge.PathNGINX, edge.PathEnvoy)
-	fmt.Fprintf(w, "  demo gateway    http://%s/  (asks the edge, then calls %s)\n", localhost(gw), d.gateway.upstreamName())
+	fmt.Fprintf(w, "  edge            http://%s/  (reverse proxy to %s; forward-auth at %s, %s, %s)\n",
+		localhost(addrs["edge"][0]), d.upstream, edge.PathTraefik, edge.PathNGINX, edge.PathEnvoy)
 	for _, s := range d.services {
 		fmt.Fprintf(w, "  %-15s admin http://%s  (/healthz, /readyz, /metrics)\n", s.name, loopback(addrs[s.name][1]))
 	}
@@ -665,7 +656,7 @@ func (d *devServer) banner(addrs map[string][2]net.Addr, gw net.Addr) {
 		{"TOKEN_URL", cfg.Services.Issuer.URL("/token")},
 		{"INTROSPECT_URL", cfg.Services.Introspection.URL(introspection.IntrospectPath)},
 		{"REVOKE_URL", cfg.Services.Revocation.URL(revocation.RevokePath)},
-		{"GATEWAY_URL", "http://" + localhost(gw)},
+		{"GATEWAY_URL", "http://" + localhost(addrs["edge"][0])},
 	}); err != nil {
 		d.log.Warn("demo.env not written", zap.Error(err))
 	}

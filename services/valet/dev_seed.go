@@ -25,7 +25,7 @@ import (
 // The demo data valet dev creates at first start (directly in the store).
 const (
 	// demoResource is the demo resource server (RFC 8707 identifier), the
-	// audience of the edge authorizer and the demo gateway.
+	// audience of the edge authorizer (valet dev runs it as the demo gateway).
 	demoResource = "https://api.example.local"
 	// demoClientID is the demo confidential client (client_credentials for
 	// demoResource, scopes read and write).

@@ -60,7 +60,6 @@ func newDevHarness(t *testing.T) *devHarness {
 		}
 	}
 	h.env["VALET_ISSUER"] = h.env["VALET_SERVICES_ISSUER_PUBLIC_URL"]
-	h.env["GATEWAY"] = "127.0.0.1:" + strconv.Itoa(freePort(t))
 	return h
 }
 
@@ -77,7 +76,7 @@ func (h *devHarness) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	h.out = &bytes.Buffer{}
 	d, err := newDev(ctx, devOptions{
-		DataDir: h.data, ConfigPath: h.configPath, Gateway: h.env["GATEWAY"], NATSPort: -1,
+		DataDir: h.data, ConfigPath: h.configPath, NATSPort: -1,
 		LookupEnv: h.lookupEnv, Out: h.out, Logger: zap.NewNop(),
 	})
 	if err != nil {
@@ -298,7 +297,7 @@ func TestDevDataDirLocked(t *testing.T) {
 	h := newDevHarness(t)
 	h.start()
 	_, err := newDev(context.Background(), devOptions{
-		DataDir: h.data, Gateway: "127.0.0.1:0", NATSPort: -1, LookupEnv: h.lookupEnv, Logger: zap.NewNop(),
+		DataDir: h.data, NATSPort: -1, LookupEnv: h.lookupEnv, Logger: zap.NewNop(),
 	})
 	if err == nil || !strings.Contains(err.Error(), "one process per data directory") {
 		t.Fatalf("second newDev: %v, want the lock explained", err)

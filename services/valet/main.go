@@ -1,11 +1,13 @@
-// Command valet is Valet's operator CLI (clients, keys, revocations, users)
-// and, later, the all-in-one dev server. Today it checks configurations and
-// revokes through the revocation service's admin API:
+// Command valet is Valet's operator CLI (clients, resources, keys, users,
+// revocations, configuration) and the all-in-one dev server. The registry,
+// key and user verbs are thin clients of the issuer's admin API, the
+// revocations of the revocation service's:
 //
 //	valet config check [--config FILE]   validate a configuration, listing every problem
 //	valet config keys                    list every configuration key and its env override
 //	valet revoke family|subject|client|token ...   see docs/revocation.md
 //	valet clients|resources|keys ...              the issuer's admin API, see docs/admin.md
+//	valet users add|list|get|passwd|disable|enable ...   the login page's users, see docs/users.md
 //	valet replay [--config FILE]                   rebuild Redis deny state from the stream
 //	valet hash-secret                              the unkeyed hash of a secret read from stdin
 //	valet dev [--data DIR]                         the whole system in one process (README)
@@ -30,6 +32,7 @@ const usage = `usage:
   valet clients create|list|get|update|rotate-secret|disable|delete ...   the client registry (valet clients for help)
   valet resources create|list|get|update|delete ...   the resource-server registry (valet resources for help)
   valet keys rotate [--immediate]|revoke KID|rewrap   signing-key operations (valet keys for help)
+  valet users add|list|get|passwd|disable|enable ...   the login page's users; passwords from stdin (valet users for help)
   valet replay [--config FILE] [--since DURATION]   rebuild Redis deny state from the revocation stream
   valet hash-secret < FILE             print the unkeyed stored hash of the secret on stdin
   valet dev [--data DIR]               run everything in one process (valet dev --help)
@@ -53,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return runResources(args[1:], os.Getenv, stdout, stderr)
 		case "keys":
 			return runKeys(args[1:], os.Getenv, stdout, stderr)
+		case "users":
+			return runUsers(args[1:], os.Getenv, os.Stdin, stdout, stderr)
 		case "hash-secret":
 			return runHashSecret(args[1:], os.Stdin, stdout, stderr)
 		}
