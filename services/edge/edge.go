@@ -96,12 +96,17 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 
 	ready := append([]server.Check{{Name: "edge", Fn: func(context.Context) error { return currentErr(v.Status()) }}}, deps.Ready...)
 	sc := cfg.Services.Edge
+	trusted, err := cfg.Limits.TrustedProxyPrefixes()
+	if err != nil {
+		return nil, fmt.Errorf("edge: limits.trusted_proxies: %w", err)
+	}
 	srv, err := server.New(server.Options{
 		Service:        "edge",
 		PublicAddr:     sc.Listen,
 		AdminAddr:      sc.AdminListen,
 		MaxBodyBytes:   cfg.Limits.MaxBodyBytes,
 		RequestTimeout: cfg.Limits.RequestTimeout,
+		TrustedProxies: trusted,
 		Logger:         log,
 		Registry:       deps.Registry,
 		Ready:          ready,

@@ -3,6 +3,7 @@ package revocation
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -106,12 +107,17 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 		now = time.Now
 	}
 	sc := cfg.Services.Revocation
+	trusted, err := cfg.Limits.TrustedProxyPrefixes()
+	if err != nil {
+		return nil, fmt.Errorf("revocation: limits.trusted_proxies: %w", err)
+	}
 	srv, err := server.New(server.Options{
 		Service:        "revocation",
 		PublicAddr:     sc.Listen,
 		AdminAddr:      sc.AdminListen,
 		MaxBodyBytes:   cfg.Limits.MaxBodyBytes,
 		RequestTimeout: cfg.Limits.RequestTimeout,
+		TrustedProxies: trusted,
 		Logger:         deps.Logger,
 		Registry:       deps.Registry,
 		Ready:          append([]server.Check{{Name: "store", Fn: deps.Store.Ping}}, deps.Ready...),
