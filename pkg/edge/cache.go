@@ -120,6 +120,28 @@ func (c *tokenCache) remove(k *cacheKey) {
 	s.mu.Unlock()
 }
 
+// dropKID drops every entry verified with a key of this kid: the key was
+// retired or revoked, so none of them may skip its signature check again.
+// The per-lookup key check would drop them one by one anyway; this frees
+// them at once and leaves nothing to trust by mistake. It walks the whole
+// cache, shard by shard, which is fine for an event that comes a few times a
+// day.
+func (c *tokenCache) dropKID(kid string) {
+	if c == nil {
+		return
+	}
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		for k, e := range s.m {
+			if e.claims.KeyID == kid {
+				delete(s.m, k)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
 // sweep drops every entry expired at now (seconds).
 func (c *tokenCache) sweep(now int64) {
 	if c == nil {

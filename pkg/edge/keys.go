@@ -198,6 +198,12 @@ type keyring struct {
 	lastStart time.Time
 
 	kick chan struct{}
+
+	// onDrop, when set, is told a kid whose tokens can no longer verify
+	// (newly retired or revoked on the key stream), so that tokens cached
+	// under it are dropped at once rather than on their next lookup. It is
+	// set before the stream is followed and called outside the locks.
+	onDrop func(kid string)
 }
 
 type fetchCall struct {
@@ -404,7 +410,11 @@ func (r *keyring) learned(ls []learnedKey) {
 }
 
 // apply applies a key-stream event. live is false during the initial replay:
-// only live announcements are reported to OnKeyLearned.
+// only live announcements are reported to OnKeyLearned. Every key event is a
+// signal to refetch JWKS (key material never comes from the stream): an
+// announced kid that JWKS does not serve yet is fetched now, and a retired or
+// revoked kid leaves the key set at once and then JWKS is refetched, so that
+// the fetched set matches the stream too.
 func (r *keyring) apply(e events.Event, live bool) {
 	kid := events.KeyID(e.Payload)
 	if kid == "" {
@@ -418,7 +428,7 @@ func (r *keyring) apply(e events.Event, live bool) {
 		p = pin{alg: k.Alg, thumbprint: k.Thumbprint}
 	}
 	r.mu.Lock()
-	needFetch := false
+	needFetch, dropped := false, false
 	switch e.Payload.(type) {
 	case *events.KeyPublished, *events.KeyActivated:
 		if _, ok := r.revoked[kid]; ok {
@@ -432,17 +442,24 @@ func (r *keyring) apply(e events.Event, live bool) {
 		k := r.fetched[kid]
 		needFetch = k == nil || k.thumbprint != p.thumbprint || k.alg != p.alg
 	case *events.KeyRetired:
+		_, was := r.retired[kid]
 		r.retired[kid] = struct{}{}
 		delete(r.pins, kid)
 		delete(r.waiting, kid)
+		needFetch, dropped = live, !was
 	case *events.KeyRevoked:
+		_, was := r.revoked[kid]
 		r.revoked[kid] = struct{}{}
 		delete(r.pins, kid)
 		delete(r.waiting, kid)
+		needFetch, dropped = live, !was
 	}
 	learned := r.rebuildLocked()
 	r.mu.Unlock()
 	r.learned(learned)
+	if dropped && r.onDrop != nil {
+		r.onDrop(kid)
+	}
 	if needFetch {
 		r.trigger()
 	}

@@ -90,6 +90,7 @@ func New(cfg Config, opts ...Option) (*Verifier, error) {
 		cancel:   cancel,
 	}
 	v.keys = newKeyring(ctx, cfg.JWKSURL, s.client, s.unknownInterval, v.obs)
+	v.keys.onDrop = v.cache.dropKID
 	v.revocations = &follower{
 		stream: bus.StreamName(s.prefix, events.StreamRevocations),
 		js:     cfg.JetStream,

@@ -157,9 +157,13 @@ func newHarness(t testing.TB) *harness {
 		t.Fatal(err)
 	}
 	run(func(ctx context.Context) { _ = cache.Run(ctx, js) })
+	// As the main wires it, following the key stream; the periodic JWKS
+	// refresh is an hour apart, so that only the stream can make the
+	// checker learn of a key change within a test.
 	chk, err := edge.NewChecker(edge.CheckerConfig{
 		Issuer: testIssuer, JWKSURL: jwks.URL + "/jwks.json",
 		MaxTokenLifetime: cfg.Tokens.MaxAccessTokenLifetime, ClockSkew: cfg.Tokens.ClockSkew,
+		RefreshInterval: time.Hour, JetStream: js, SubjectPrefix: ns.Prefix,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,8 +1,8 @@
 // Command introspection runs Valet's RFC 7662 introspection service.
 //
 // It is the one place that reads the configuration, opens Redis and NATS and
-// starts the service's background work: the client cache's event consumer
-// and the JWKS refresher of the token checker.
+// starts the service's background work: the client cache's event consumer,
+// and the token checker's JWKS refresher and key-stream follower.
 package main
 
 import (
@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
@@ -24,8 +26,21 @@ import (
 )
 
 func main() {
+	tuneGC()
 	os.Exit(boot.Main("introspection", os.Args[1:], build))
 }
+
+// tuneGC applies introspection.GCPercent when GOGC is not set.
+func tuneGC() {
+	if _, ok := os.LookupEnv("GOGC"); !ok {
+		debug.SetGCPercent(introspection.GCPercent)
+	}
+}
+
+// checkerStartTimeout bounds the checker's first JWKS fetch and key-stream
+// replay; past it the service starts anyway and the checker keeps trying
+// (access tokens get 503 and /readyz fails until it has both).
+const checkerStartTimeout = 30 * time.Second
 
 // build opens every dependency of the service and returns it ready to run.
 func build(ctx context.Context, env boot.Env) (boot.Runner, error) {
@@ -63,20 +78,30 @@ func build(ctx context.Context, env boot.Env) (boot.Runner, error) {
 		closeAll()
 		return nil, err
 	}
+	// The checker follows the key stream: a key revoked as compromised is
+	// refused here as soon as its key.revoked arrives, not after the next
+	// JWKS refresh (docs/introspection.md, "Keys").
 	chk, err := edge.NewChecker(edge.CheckerConfig{
 		Issuer:           cfg.Issuer,
 		JWKSURL:          cfg.Services.Issuer.URL("/jwks.json"),
 		MaxTokenLifetime: cfg.Tokens.MaxAccessTokenLifetime,
 		ClockSkew:        cfg.Tokens.ClockSkew,
+		JetStream:        js,
+		SubjectPrefix:    cfg.NATS.SubjectPrefix,
+		Observer:         introspection.CheckerObserver(log),
 	})
 	if err != nil {
 		closeAll()
 		return nil, err
 	}
-	if err := chk.Start(ctx); err != nil {
+	sctx, cancel := context.WithTimeout(ctx, checkerStartTimeout)
+	err = chk.Start(sctx)
+	cancel()
+	if err != nil {
 		// The issuer may start after us: the checker keeps retrying, and
-		// until it has keys access tokens get 503 and /readyz fails.
-		log.Warn("JWKS not fetched yet; retrying in the background", zap.Error(err))
+		// until it has keys and the key stream, access tokens get 503 and
+		// /readyz fails.
+		log.Warn("token checker not ready yet; retrying in the background", zap.Error(err))
 	}
 	closeAll = func() { _ = chk.Close(); nc.Close(); _ = st.Close() }
 
