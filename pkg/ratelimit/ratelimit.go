@@ -1,5 +1,8 @@
-// Package ratelimit slows password guessing with growing back-off kept in
-// Redis, so that the limits hold across every issuer replica.
+// Package ratelimit slows guessing with limits kept in Redis, so that they
+// hold across every issuer replica: growing back-off for passwords (Backoff,
+// Login) and capped attempts per window for cheap guesses such as device
+// user codes (Attempts; LocalAttempts is its in-memory twin for the
+// single-process embedded deployment).
 //
 // A Backoff counts failures per key (an account, a client address). The
 // first Free failures cost nothing; each further failure makes the key wait

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
 
@@ -84,12 +86,16 @@ func Verify(encoded, password string) (bool, error) {
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }
 
-// Authenticator checks usernames and passwords against a Store.
+// Authenticator checks usernames and passwords against a Store, and is the
+// one place that changes users (the admin API, valet dev's seeding).
 type Authenticator struct {
 	store  Store
 	params Params
 	dummy  string
 	now    func() time.Time
+	// mu serialises read-modify-write on stores without Updater; that is
+	// enough only for a store one process owns (the embedded bbolt file).
+	mu sync.Mutex
 }
 
 // NewAuthenticator returns an Authenticator hashing new passwords with p.
@@ -142,33 +148,79 @@ func (a *Authenticator) Add(ctx context.Context, username, password string) (Use
 	return u, a.store.Create(ctx, u)
 }
 
-// SetPassword replaces a user's password hash.
+// Get returns the user (with its password hash: callers that show users
+// must drop it), or ErrNotFound.
+func (a *Authenticator) Get(ctx context.Context, username string) (User, error) {
+	return a.store.Get(ctx, username)
+}
+
+// List returns every user ordered by username (with password hashes).
+func (a *Authenticator) List(ctx context.Context) ([]User, error) {
+	return a.store.List(ctx)
+}
+
+// SetPassword replaces a user's password hash. The hash is computed before
+// the user is read, so that the change itself is one short atomic step.
 func (a *Authenticator) SetPassword(ctx context.Context, username, password string) error {
-	u, err := a.store.Get(ctx, username)
+	h, err := Hash(password, a.params)
 	if err != nil {
 		return err
 	}
-	if u.PasswordHash, err = Hash(password, a.params); err != nil {
-		return err
-	}
-	u.UpdatedAt = a.now().UTC()
-	return a.store.Put(ctx, u)
+	_, err = a.modify(ctx, username, func(u *User) { u.PasswordHash = h })
+	return err
 }
 
-// SetDisabled disables or re-enables a user.
+// SetDisabled disables or re-enables a user. Disabling refuses every later
+// password login; ending what the user is already signed in to is the
+// caller's job (a subject cut-off through pkg/revoke).
 func (a *Authenticator) SetDisabled(ctx context.Context, username string, disabled bool) error {
-	u, err := a.store.Get(ctx, username)
-	if err != nil {
-		return err
-	}
-	u.Disabled, u.UpdatedAt = disabled, a.now().UTC()
-	return a.store.Put(ctx, u)
+	_, err := a.modify(ctx, username, func(u *User) { u.Disabled = disabled })
+	return err
 }
 
-// ValidUsername reports whether s is 1 to 128 bytes with no control
-// characters.
+// modify applies fn to the stored user without losing a concurrent change
+// (a password reset must never re-enable a user disabled meanwhile):
+// atomically when the store is an Updater, else under a.mu.
+func (a *Authenticator) modify(ctx context.Context, username string, fn func(*User)) (User, error) {
+	now := a.now().UTC()
+	change := func(u *User) error { fn(u); u.UpdatedAt = now; return nil }
+	if up, ok := a.store.(Updater); ok {
+		return up.Update(ctx, username, change)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	u, err := a.store.Get(ctx, username)
+	if err != nil {
+		return User{}, err
+	}
+	_ = change(&u)
+	return u, a.store.Put(ctx, u)
+}
+
+// MinPasswordLen is the shortest password an administrator may set
+// (NIST SP 800-63B §3.1.1.2); Add and SetPassword themselves take any
+// password up to MaxPasswordLen, for seeding and tests.
+const MinPasswordLen = 8
+
+// ValidPassword reports why password cannot be set, or nil: MinPasswordLen
+// to MaxPasswordLen bytes of UTF-8.
+func ValidPassword(password string) error {
+	switch {
+	case len(password) < MinPasswordLen:
+		return fmt.Errorf("users: a password is at least %d bytes", MinPasswordLen)
+	case len(password) > MaxPasswordLen:
+		return fmt.Errorf("users: a password is at most %d bytes", MaxPasswordLen)
+	case !utf8.ValidString(password):
+		return errors.New("users: a password is UTF-8 text")
+	}
+	return nil
+}
+
+// ValidUsername reports whether s is 1 to 128 bytes of UTF-8 with no
+// control characters and no surrounding spaces (the login page trims them,
+// so such a user could never sign in).
 func ValidUsername(s string) bool {
-	if s == "" || len(s) > 128 {
+	if s == "" || len(s) > 128 || !utf8.ValidString(s) || strings.TrimSpace(s) != s {
 		return false
 	}
 	for _, r := range s {

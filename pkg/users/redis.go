@@ -20,7 +20,10 @@ type Redis struct {
 	prefix string
 }
 
-var _ Store = (*Redis)(nil)
+var (
+	_ Store   = (*Redis)(nil)
+	_ Updater = (*Redis)(nil)
+)
 
 // NewRedis returns a Store in rdb under prefix (the token store's prefix,
 // e.g. "valet:").
@@ -107,4 +110,52 @@ func (r *Redis) List(ctx context.Context) ([]User, error) {
 		out = append(out, u)
 	}
 	return out, nil
+}
+
+// casScript: KEYS[1] the user's key. ARGV[1] the JSON read, ARGV[2] the
+// JSON to store. Stores ARGV[2] (keeping any TTL) only if the key still
+// holds ARGV[1]: 1 stored, 0 changed meanwhile, -1 gone.
+var casScript = goredis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if not cur then return -1 end
+if cur ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+return 1
+`)
+
+// updateAttempts bounds Update's retries under contention.
+const updateAttempts = 10
+
+// Update changes a user atomically: compare-and-set on the stored JSON.
+func (r *Redis) Update(ctx context.Context, username string, fn func(*User) error) (User, error) {
+	for range updateAttempts {
+		cur, err := r.rdb.Get(ctx, r.key(username)).Bytes()
+		if err != nil {
+			return User{}, wrap("update", err)
+		}
+		var u User
+		if err := json.Unmarshal(cur, &u); err != nil {
+			return User{}, fmt.Errorf("users: decode %q: %w", username, err)
+		}
+		if err := fn(&u); err != nil {
+			return User{}, err
+		}
+		if u.Username != username {
+			return User{}, fmt.Errorf("users: update %q: the username cannot change", username)
+		}
+		next, err := json.Marshal(u)
+		if err != nil {
+			return User{}, err
+		}
+		n, err := casScript.Run(ctx, r.rdb, []string{r.key(username)}, cur, next).Int64()
+		switch {
+		case err != nil:
+			return User{}, wrap("update", err)
+		case n == 1:
+			return u, nil
+		case n == -1:
+			return User{}, fmt.Errorf("users: update %q: %w", username, ErrNotFound)
+		}
+	}
+	return User{}, fmt.Errorf("users: update %q: %w: too much contention", username, ErrUnavailable)
 }

@@ -53,3 +53,15 @@ type Store interface {
 	// List returns every user ordered by username.
 	List(ctx context.Context) ([]User, error)
 }
+
+// Updater is implemented by stores that can change a user atomically:
+// several issuer replicas (or admin calls) may change one user at once,
+// and a read-modify-write through Get and Put could lose one of the
+// changes.
+type Updater interface {
+	// Update reads the user, applies fn and stores the result unless the
+	// user changed in between (then it reads again and retries). It returns
+	// the stored user, ErrNotFound, or fn's error. fn must not change the
+	// username.
+	Update(ctx context.Context, username string, fn func(*User) error) (User, error)
+}

@@ -3,7 +3,9 @@ package users_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -120,5 +122,77 @@ func testAuthenticator(t *testing.T, st users.Store) {
 	list, err := st.List(ctx)
 	if err != nil || len(list) != 2 || list[0].Username != "aaron" || list[1].Username != "alice@example.com" || !list[1].Disabled {
 		t.Fatalf("List = %v, %v", list, err)
+	}
+	if alist, err := a.List(ctx); err != nil || len(alist) != 2 {
+		t.Fatalf("Authenticator.List = %v, %v", alist, err)
+	}
+	got, err := a.Get(ctx, "alice@example.com")
+	if err != nil || got.Subject != u.Subject || !got.Disabled || got.UpdatedAt.Before(got.CreatedAt) {
+		t.Fatalf("Authenticator.Get = %+v, %v", got, err)
+	}
+	if _, err := a.Get(ctx, "nobody"); !errors.Is(err, users.ErrNotFound) {
+		t.Fatalf("Get unknown: %v", err)
+	}
+	if err := a.SetDisabled(ctx, "nobody", true); !errors.Is(err, users.ErrNotFound) {
+		t.Fatalf("disable unknown: %v", err)
+	}
+	testNoLostUpdate(t, a)
+}
+
+// testNoLostUpdate: a password reset racing a disable never re-enables the
+// user, whichever lands first.
+func testNoLostUpdate(t *testing.T, a *users.Authenticator) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := a.Add(ctx, "race", "pw-0"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		if err := a.SetDisabled(ctx, "race", false); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for j := range 4 {
+			wg.Add(2)
+			go func() { defer wg.Done(); errs <- a.SetPassword(ctx, "race", fmt.Sprintf("pw-%d-%d", i, j)) }()
+			go func() { defer wg.Done(); errs <- a.SetDisabled(ctx, "race", true) }()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if u, err := a.Get(ctx, "race"); err != nil || !u.Disabled {
+			t.Fatalf("round %d: a concurrent password reset re-enabled the user (%+v, %v)", i, u.Disabled, err)
+		}
+	}
+}
+
+func TestValidUsernameAndPassword(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{"alice", true}, {"alice@example.com", true}, {"Jean Dupont", true}, {"", false},
+		{" alice", false}, {"alice ", false}, {"a\nb", false}, {"a\x00b", false}, {"a\x7fb", false},
+		{"\xff", false}, {strings.Repeat("a", 128), true}, {strings.Repeat("a", 129), false},
+	} {
+		if got := users.ValidUsername(tc.name); got != tc.ok {
+			t.Errorf("ValidUsername(%q) = %v", tc.name, got)
+		}
+	}
+	for _, tc := range []struct {
+		pw string
+		ok bool
+	}{
+		{"", false}, {"1234567", false}, {"12345678", true}, {strings.Repeat("p", users.MaxPasswordLen), true},
+		{strings.Repeat("p", users.MaxPasswordLen+1), false}, {"\xff\xfe\xfd\xfc\xfb\xfa\xf9\xf8", false},
+	} {
+		if err := users.ValidPassword(tc.pw); (err == nil) != tc.ok {
+			t.Errorf("ValidPassword(%d bytes) = %v", len(tc.pw), err)
+		}
 	}
 }

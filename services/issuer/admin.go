@@ -16,17 +16,28 @@ package issuer
 //	POST   /admin/clients/{id}/disable          Disabled=true, then client.revoked through the revoke primitive
 //	GET|POST /admin/resource-servers, GET|PUT|DELETE /admin/resource-servers/{id} (id path-escaped)
 //	POST   /admin/keys/rotate[?immediate=true]  POST /admin/keys/{kid}/revoke   POST /admin/keys/rewrap
+//	GET    /admin/users                         list (never a password or hash)
+//	POST   /admin/users                         create: {"username", "password"}
+//	GET    /admin/users/{username}              (username path-escaped)
+//	POST   /admin/users/{username}/password     reset: {"password", "revoke"}; revoke=true also cuts the subject off
+//	POST   /admin/users/{username}/disable      Disabled=true, then subject.revoked through the revoke primitive
+//	POST   /admin/users/{username}/enable       Disabled=false
 //
 // Every client change is written to the store first (compare-and-set on the
 // version), then published as client.updated / client.deleted /
 // client.secret_rotated with the admin client as the actor, and evicted from
-// this replica's client cache. docs/admin.md is the reference.
+// this replica's client cache. User changes are atomic in the user store
+// (pkg/users.Updater) and logged with the actor; disabling a user ends its
+// sessions, consents, refresh families and access tokens with a subject
+// cut-off, as disabling a client does with a client cut-off.
+// docs/admin.md and docs/users.md are the reference.
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -38,6 +49,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
+	goredis "github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/valetauth/valet/events"
@@ -48,6 +60,7 @@ import (
 	"github.com/valetauth/valet/pkg/secret"
 	"github.com/valetauth/valet/pkg/server"
 	"github.com/valetauth/valet/pkg/store"
+	"github.com/valetauth/valet/pkg/users"
 )
 
 // AdminStore is what the admin API needs of the store: the registry and, for
@@ -57,16 +70,40 @@ type AdminStore interface {
 	adminauth.DenyStore
 }
 
-// ClientRevoker revokes every token of a client (*revoke.Revoker).
-type ClientRevoker interface {
+// AdminRevoker revokes every token of a client or of a user
+// (*revoke.Revoker): what disabling either must kill.
+type AdminRevoker interface {
 	// Client writes a client cut-off and returns once client.revoked is
 	// durable, or revoke.ErrPending when only the deny state is.
 	Client(ctx context.Context, clientID string, cutoff time.Time, reason, actor string) error
+	// Subject writes a subject cut-off (sessions, consents, refresh families
+	// and access tokens issued before it die) and returns once
+	// subject.revoked is durable, or revoke.ErrPending.
+	Subject(ctx context.Context, subjectType, subject string, cutoff time.Time, reason, actor string) error
 	// RetryAfter is the delay to advise while NATS is down.
 	RetryAfter() time.Duration
 }
 
-var _ ClientRevoker = (*revoke.Revoker)(nil)
+var _ AdminRevoker = (*revoke.Revoker)(nil)
+
+// UserAdmin manages the local user store (*users.Authenticator). Its users
+// carry their password hashes; the API never shows them.
+type UserAdmin interface {
+	Add(ctx context.Context, username, password string) (users.User, error)
+	Get(ctx context.Context, username string) (users.User, error)
+	List(ctx context.Context) ([]users.User, error)
+	SetPassword(ctx context.Context, username, password string) error
+	SetDisabled(ctx context.Context, username string, disabled bool) error
+}
+
+var _ UserAdmin = (*users.Authenticator)(nil)
+
+// redisClienter is a store that exposes its Redis client
+// (*redisstore.Store): the admin API then finds the users next to it, as
+// cmd/issuer keeps them.
+type redisClienter interface {
+	Client() goredis.UniversalClient
+}
 
 // EventPublisher publishes an event and returns once JetStream stored it
 // (keys.PublisherFunc over bus.Publisher.Publish).
@@ -102,8 +139,9 @@ type AdminDeps struct {
 	Store AdminStore
 	// Checker verifies admin tokens with the edge's code, already started.
 	Checker adminauth.Checker
-	// Revoker is the revoke primitive; disabling and deleting use it.
-	Revoker ClientRevoker
+	// Revoker is the revoke primitive; disabling and deleting clients, and
+	// disabling users, use it.
+	Revoker AdminRevoker
 	// Publisher publishes the client events.
 	Publisher EventPublisher
 	// Keys runs the key operations.
@@ -112,6 +150,11 @@ type AdminDeps struct {
 	Hasher SecretHasher
 	// Cache is this replica's client cache, evicted after every change.
 	Cache Evicter
+	// Users is the local user store behind the login page. Nil: when Store
+	// is on Redis, the users under redis.key_prefix in the same Redis (as
+	// cmd/issuer keeps them, argon2id users.DefaultParams); otherwise
+	// /admin/users answers 404 not_found.
+	Users UserAdmin
 }
 
 // Admin API limits and defaults.
@@ -126,6 +169,9 @@ const (
 	maxName              = 256
 	maxListLen           = 100
 	casAttempts          = 5
+	// maxUserHashes bounds the argon2id hashes the admin API computes at
+	// once (each holds its memory cost, 64 MiB by default).
+	maxUserHashes = 2
 )
 
 // Grant types a client may be registered for.
@@ -137,13 +183,14 @@ type adminAPI struct {
 	now     func() time.Time
 	source  string
 	maxLife time.Duration
+	hashes  chan struct{} // argon2id slots for user passwords
 }
 
 func newAdminAPI(g *echo.Group, d AdminDeps, log *zap.Logger, now func() time.Time, source string, maxLife time.Duration) error {
 	if d.Store == nil || d.Checker == nil || d.Revoker == nil || d.Publisher == nil || d.Keys == nil || d.Hasher == nil || d.Cache == nil {
 		return errors.New("issuer: the admin API needs a store, checker, revoker, publisher, keys, hasher and cache")
 	}
-	a := &adminAPI{d: d, log: log, now: now, source: source, maxLife: maxLife}
+	a := &adminAPI{d: d, log: log, now: now, source: source, maxLife: maxLife, hashes: make(chan struct{}, maxUserHashes)}
 	g.GET("/clients", a.listClients)
 	g.POST("/clients", a.createClient)
 	g.GET("/clients/:id", a.getClient)
@@ -159,6 +206,12 @@ func newAdminAPI(g *echo.Group, d AdminDeps, log *zap.Logger, now func() time.Ti
 	g.POST("/keys/rotate", a.rotateKeys)
 	g.POST("/keys/:kid/revoke", a.revokeKey)
 	g.POST("/keys/rewrap", a.rewrapKeys)
+	g.GET("/users", a.listUsers)
+	g.POST("/users", a.createUser)
+	g.GET("/users/:username", a.getUser)
+	g.POST("/users/:username/password", a.resetPassword)
+	g.POST("/users/:username/disable", func(c echo.Context) error { return a.setUserDisabled(c, true) })
+	g.POST("/users/:username/enable", func(c echo.Context) error { return a.setUserDisabled(c, false) })
 	return nil
 }
 
@@ -740,11 +793,23 @@ func (a *adminAPI) validateResource(in resourceInput) (store.ResourceServer, err
 
 // resourceID is the path parameter, unescaped (ids are URIs).
 func resourceID(c echo.Context) (string, error) {
-	id, err := url.PathUnescape(c.Param("id"))
+	id, err := pathParam(c, "id")
 	if err != nil {
 		return "", bad("The resource server id in the path is not correctly escaped.")
 	}
 	return id, nil
+}
+
+// pathParam returns the path parameter name unescaped. Echo matches the
+// escaped path only when the request's differs from the default escaping
+// (URL.RawPath set, e.g. an escaped "/"); otherwise the parameter is already
+// unescaped, and unescaping it again would corrupt a "%".
+func pathParam(c echo.Context, name string) (string, error) {
+	v := c.Param(name)
+	if c.Request().URL.RawPath == "" {
+		return v, nil
+	}
+	return url.PathUnescape(v)
 }
 
 func (a *adminAPI) listResources(c echo.Context) error {
@@ -827,6 +892,216 @@ func (a *adminAPI) deleteResource(c echo.Context) error {
 	return a.reply(c, "resource.delete", id, http.StatusOK, map[string]any{"deleted": id}, storeErr(err))
 }
 
+// ---- users
+
+// UserView is the JSON form of a user. The password hash is never part of
+// it.
+type UserView struct {
+	Username  string    `json:"username"`
+	Subject   string    `json:"sub"`
+	Disabled  bool      `json:"disabled"`
+	CreatedAt time.Time `json:"created_at,omitzero"`
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
+	// Revoked is true in the answer to a change that also wrote a subject
+	// cut-off (disable, or a password reset with "revoke"): every session,
+	// consent, refresh family and access token of the user issued until now
+	// is dead, and subject.revoked is durable in the stream.
+	Revoked bool `json:"revoked,omitempty"`
+}
+
+func userView(u users.User) UserView {
+	return UserView{Username: u.Username, Subject: u.Subject, Disabled: u.Disabled, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+}
+
+// userInput is the body of POST /admin/users and of a password reset.
+type userInput struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+	// Revoke, on a password reset, also cuts the user's subject off (as
+	// after a compromise).
+	Revoke bool `json:"revoke"`
+}
+
+var errNoUsers = &oautherr.Error{Code: "not_found", Status: http.StatusNotFound,
+	Description: "This issuer has no local user store to manage (AdminDeps.Users)."}
+
+// userErr maps a user-store error to its answer.
+func userErr(err error) error {
+	var oe *oautherr.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &oe):
+		return err
+	case errors.Is(err, users.ErrNotFound):
+		return errNotFound.WithDescription("No such user.").WithCause(err)
+	case errors.Is(err, users.ErrAlreadyExists):
+		return errExists.WithDescription("A user with this username already exists.").WithCause(err)
+	case errors.Is(err, revoke.ErrPending):
+		return storeErr(err)
+	}
+	return oautherr.ErrTemporarilyUnavailable.WithDescription("The user store is temporarily unavailable.").
+		WithRetryAfter(retryAfter).WithCause(err)
+}
+
+// username is the path's username, unescaped and checked.
+func username(c echo.Context) (string, error) {
+	name, err := pathParam(c, "username")
+	if err != nil || !users.ValidUsername(name) {
+		return "", bad("The username in the path is not a valid, correctly escaped username.")
+	}
+	return name, nil
+}
+
+func checkPassword(pw string) error {
+	if err := users.ValidPassword(pw); err != nil {
+		return bad("password must be %d to %d bytes of UTF-8 text.", users.MinPasswordLen, users.MaxPasswordLen)
+	}
+	return nil
+}
+
+// hashing runs fn, which hashes a password, in one of the admin API's
+// argon2id slots, waiting for one as long as the request may.
+func (a *adminAPI) hashing(ctx context.Context, fn func() error) error {
+	select {
+	case a.hashes <- struct{}{}:
+	case <-ctx.Done():
+		return oautherr.ErrTemporarilyUnavailable.WithDescription("Too many password changes at once; retry.").
+			WithRetryAfter(retryAfter).WithCause(ctx.Err())
+	}
+	defer func() { <-a.hashes }()
+	return fn()
+}
+
+// cutOff writes a subject cut-off for u now, after the store says what
+// it says: no session or token issued after it can predate it.
+func (a *adminAPI) cutOff(ctx context.Context, u users.User) error {
+	return a.d.Revoker.Subject(ctx, events.SubjectUser, u.Subject, a.now(), events.ReasonAdmin, adminauth.Actor(ctx))
+}
+
+func (a *adminAPI) listUsers(c echo.Context) error {
+	if a.d.Users == nil {
+		return a.reply(c, "user.list", "", 0, nil, errNoUsers)
+	}
+	us, err := a.d.Users.List(c.Request().Context())
+	out := make([]UserView, 0, len(us))
+	for _, u := range us {
+		out = append(out, userView(u))
+	}
+	return a.reply(c, "user.list", "", http.StatusOK, map[string]any{"users": out}, userErr(err))
+}
+
+func (a *adminAPI) getUser(c echo.Context) error {
+	if a.d.Users == nil {
+		return a.reply(c, "user.get", "", 0, nil, errNoUsers)
+	}
+	name, err := username(c)
+	if err != nil {
+		return a.reply(c, "user.get", "", 0, nil, err)
+	}
+	u, err := a.d.Users.Get(c.Request().Context(), name)
+	return a.reply(c, "user.get", name, http.StatusOK, userView(u), userErr(err))
+}
+
+func (a *adminAPI) createUser(c echo.Context) error {
+	if a.d.Users == nil {
+		return a.reply(c, "user.create", "", 0, nil, errNoUsers)
+	}
+	ctx := c.Request().Context()
+	var in userInput
+	if err := decode(c.Request(), &in, false); err != nil {
+		return a.reply(c, "user.create", "", 0, nil, err)
+	}
+	if !users.ValidUsername(in.Username) {
+		return a.reply(c, "user.create", "", 0, nil,
+			bad("username must be 1 to 128 bytes of text without control characters or surrounding spaces."))
+	}
+	if in.Revoke {
+		return a.reply(c, "user.create", in.Username, 0, nil, bad("revoke applies to a password reset only."))
+	}
+	if err := checkPassword(in.Password); err != nil {
+		return a.reply(c, "user.create", in.Username, 0, nil, err)
+	}
+	var u users.User
+	err := a.hashing(ctx, func() error {
+		var err error
+		u, err = a.d.Users.Add(ctx, in.Username, in.Password)
+		return err
+	})
+	return a.reply(c, "user.create", in.Username, http.StatusCreated, userView(u), userErr(err))
+}
+
+func (a *adminAPI) resetPassword(c echo.Context) error {
+	if a.d.Users == nil {
+		return a.reply(c, "user.reset_password", "", 0, nil, errNoUsers)
+	}
+	ctx := c.Request().Context()
+	name, err := username(c)
+	if err != nil {
+		return a.reply(c, "user.reset_password", "", 0, nil, err)
+	}
+	var in userInput
+	if err := decode(c.Request(), &in, false); err != nil {
+		return a.reply(c, "user.reset_password", name, 0, nil, err)
+	}
+	if in.Username != "" && in.Username != name {
+		return a.reply(c, "user.reset_password", name, 0, nil, bad("username cannot be changed."))
+	}
+	if err := checkPassword(in.Password); err != nil {
+		return a.reply(c, "user.reset_password", name, 0, nil, err)
+	}
+	if err := a.hashing(ctx, func() error { return a.d.Users.SetPassword(ctx, name, in.Password) }); err != nil {
+		return a.reply(c, "user.reset_password", name, 0, nil, userErr(err))
+	}
+	u, err := a.d.Users.Get(ctx, name)
+	if err != nil {
+		return a.reply(c, "user.reset_password", name, 0, nil, userErr(err))
+	}
+	v := userView(u)
+	if in.Revoke {
+		if err := a.cutOff(ctx, u); err != nil {
+			return a.reply(c, "user.reset_password", name, 0, nil, userErr(err))
+		}
+		v.Revoked = true
+	}
+	return a.reply(c, "user.reset_password", name, http.StatusOK, v, nil)
+}
+
+// setUserDisabled answers /disable and /enable. Disabling refuses every
+// later login (users.Authenticator) and then, like disabling a client,
+// writes a cut-off through the revoke primitive: the subject's sessions,
+// remembered consents, refresh families and access tokens die everywhere.
+// Enabling writes no cut-off: what the user held stays dead.
+func (a *adminAPI) setUserDisabled(c echo.Context, disabled bool) error {
+	action := "user.enable"
+	if disabled {
+		action = "user.disable"
+	}
+	if a.d.Users == nil {
+		return a.reply(c, action, "", 0, nil, errNoUsers)
+	}
+	ctx := c.Request().Context()
+	name, err := username(c)
+	if err != nil {
+		return a.reply(c, action, "", 0, nil, err)
+	}
+	if err := a.d.Users.SetDisabled(ctx, name, disabled); err != nil {
+		return a.reply(c, action, name, 0, nil, userErr(err))
+	}
+	u, err := a.d.Users.Get(ctx, name)
+	if err != nil {
+		return a.reply(c, action, name, 0, nil, userErr(err))
+	}
+	v := userView(u)
+	if disabled {
+		if err := a.cutOff(ctx, u); err != nil {
+			return a.reply(c, action, name, 0, nil, userErr(err))
+		}
+		v.Revoked = true
+	}
+	return a.reply(c, action, name, http.StatusOK, v, nil)
+}
+
 // ---- keys
 
 func (a *adminAPI) rotateKeys(c echo.Context) error {
@@ -889,6 +1164,15 @@ func mountAdmin(cfg *config.Config, srv *server.Server, d AdminDeps, log *zap.Lo
 	}, d.Checker, d.Store)
 	if err != nil {
 		return err
+	}
+	if d.Users == nil {
+		if rc, ok := d.Store.(redisClienter); ok {
+			ua, err := users.NewAuthenticator(users.NewRedis(rc.Client(), cfg.Redis.KeyPrefix), users.DefaultParams)
+			if err != nil {
+				return fmt.Errorf("issuer: admin user store: %w", err)
+			}
+			d.Users = ua
+		}
 	}
 	return newAdminAPI(srv.Admin.Group(AdminPrefix, guard.Middleware()), d, log, now, cfg.Issuer, cfg.Tokens.MaxAccessTokenLifetime)
 }

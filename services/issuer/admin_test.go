@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -23,6 +24,7 @@ import (
 	"github.com/valetauth/valet/pkg/keys"
 	"github.com/valetauth/valet/pkg/revoke"
 	"github.com/valetauth/valet/pkg/store"
+	"github.com/valetauth/valet/pkg/users"
 	"github.com/valetauth/valet/services/issuer"
 )
 
@@ -38,7 +40,11 @@ type adminHarness struct {
 
 const opsID = "ops"
 
-func newAdminHarness(t *testing.T) *adminHarness {
+func newAdminHarness(t *testing.T) *adminHarness { return newAdminHarnessWith(t, nil) }
+
+// newAdminHarnessWith is newAdminHarness with mod applied to the admin
+// dependencies.
+func newAdminHarnessWith(t *testing.T, mod func(*harness, *issuer.AdminDeps)) *adminHarness {
 	t.Helper()
 	h := newHarness(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -69,13 +75,17 @@ func newAdminHarness(t *testing.T) *adminHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ad := &issuer.AdminDeps{
+		Store: h.st, Checker: chk, Revoker: rev, Keys: h.keys, Hasher: h.hasher, Cache: h.cache,
+		Publisher: keys.PublisherFunc(func(ctx context.Context, e events.Event) error { _, err := h.pub.Publish(ctx, e); return err }),
+	}
+	if mod != nil {
+		mod(h, ad)
+	}
 	svc, err := issuer.New(h.cfg, issuer.Deps{
 		Logger: zapNop(nil), Registry: prometheus.NewRegistry(),
 		Store: h.st, Keys: h.keys, Clients: h.cache, Secrets: h.hasher, Clock: h.clock.Now,
-		Admin: &issuer.AdminDeps{
-			Store: h.st, Checker: chk, Revoker: rev, Keys: h.keys, Hasher: h.hasher, Cache: h.cache,
-			Publisher: keys.PublisherFunc(func(ctx context.Context, e events.Event) error { _, err := h.pub.Publish(ctx, e); return err }),
-		},
+		Admin: ad,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -416,5 +426,233 @@ func TestAdminKeys(t *testing.T) {
 	}
 	if st, body = a.call(t, tok, "POST", "/admin/keys/rewrap", nil); st != 200 || body["rewrapped"] == nil {
 		t.Fatalf("rewrap: %d %v", st, body)
+	}
+}
+
+// TestAdminUsers: the user store through the admin API, with a login-capable
+// issuer replica on the same users: create, read (never a hash), password
+// reset, disable (login refused; the session, the refresh family and the
+// access tokens die through a subject cut-off, subject.revoked with the
+// admin as actor), enable.
+func TestAdminUsers(t *testing.T) {
+	a := newAdminHarnessWith(t, func(h *harness, d *issuer.AdminDeps) { d.Users = deviceUsers(t, h) })
+	tok := a.opsToken(t)
+	ctx := context.Background()
+
+	// The user grants on a second replica, on the same user store.
+	reg := prometheus.NewRegistry()
+	_, userURL := startDeviceIssuer(t, a.harness, reg, nil)
+	u := &authHarness{harness: a.harness, url: userURL, reg: reg}
+	a.createClient(store.Client{ID: tvID, Name: "Living Room TV", Type: store.Public,
+		GrantTypes: []string{"urn:ietf:params:oauth:grant-type:device_code", "refresh_token"},
+		Resources:  map[string][]string{apiID: {"read"}}, DefaultResource: apiID})
+	a.eventually("tv cached", func() bool { _, err := a.cache.Client(ctx, tvID); return err == nil })
+
+	st, body := a.call(t, tok, "POST", "/admin/users", map[string]any{"username": alice, "password": alicePW})
+	sub, _ := body["sub"].(string)
+	if st != 201 || body["username"] != alice || !strings.HasPrefix(sub, "usr_") || body["disabled"] != false {
+		t.Fatalf("create: %d %v", st, body)
+	}
+	for _, k := range []string{"password", "password_hash"} {
+		if _, ok := body[k]; ok {
+			t.Fatalf("create answer has %s: %v", k, body)
+		}
+	}
+	tests := []struct {
+		name, method, path string
+		body               any
+		wantStatus         int
+		wantCode           string
+	}{
+		{"duplicate", "POST", "/admin/users", map[string]any{"username": alice, "password": "another-pass"}, 409, "conflict"},
+		{"short password", "POST", "/admin/users", map[string]any{"username": "bob", "password": "short"}, 400, "invalid_request"},
+		{"no password", "POST", "/admin/users", map[string]any{"username": "bob"}, 400, "invalid_request"},
+		{"surrounding spaces", "POST", "/admin/users", map[string]any{"username": " bob", "password": "long enough"}, 400, "invalid_request"},
+		{"control character", "POST", "/admin/users", map[string]any{"username": "b\x00b", "password": "long enough"}, 400, "invalid_request"},
+		{"hash instead of password", "POST", "/admin/users", map[string]any{"username": "bob", "password_hash": "$argon2id$x"}, 400, "invalid_request"},
+		{"revoke on create", "POST", "/admin/users", map[string]any{"username": "bob", "password": "long enough", "revoke": true}, 400, "invalid_request"},
+		{"not json", "POST", "/admin/users", nil, 400, "invalid_request"},
+		{"get unknown", "GET", "/admin/users/nobody", nil, 404, "not_found"},
+		{"reset unknown", "POST", "/admin/users/nobody/password", map[string]any{"password": "long enough"}, 404, "not_found"},
+		{"reset without password", "POST", "/admin/users/" + alice + "/password", map[string]any{}, 400, "invalid_request"},
+		{"reset renames", "POST", "/admin/users/" + alice + "/password", map[string]any{"username": "eve", "password": "long enough"}, 400, "invalid_request"},
+		{"disable unknown", "POST", "/admin/users/nobody/disable", nil, 404, "not_found"},
+		{"enable unknown", "POST", "/admin/users/nobody/enable", nil, 404, "not_found"},
+		{"control character in the path", "GET", "/admin/users/a%00b", nil, 400, "invalid_request"},
+		{"username too long", "POST", "/admin/users/" + strings.Repeat("a", 129) + "/disable", nil, 400, "invalid_request"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, body := a.call(t, tok, tt.method, tt.path, tt.body)
+			if st != tt.wantStatus || body["error"] != tt.wantCode {
+				t.Fatalf("%d %v, want %d %s", st, body, tt.wantStatus, tt.wantCode)
+			}
+		})
+	}
+	// Usernames are path-escaped; any printable name works.
+	odd := "o'brien/ops 100%"
+	if st, body = a.call(t, tok, "POST", "/admin/users", map[string]any{"username": odd, "password": "long enough"}); st != 201 {
+		t.Fatalf("create %q: %d %v", odd, st, body)
+	}
+	if st, body = a.call(t, tok, "GET", "/admin/users/"+url.PathEscape(odd), nil); st != 200 || body["username"] != odd {
+		t.Fatalf("get %q: %d %v", odd, st, body)
+	}
+	st, body = a.call(t, tok, "GET", "/admin/users", nil)
+	list, _ := body["users"].([]any)
+	if st != 200 || len(list) != 2 || strings.Contains(fmt.Sprint(list), "argon2") {
+		t.Fatalf("list: %d %v", st, body)
+	}
+
+	// alice signs in through the device flow: a session in her browser and
+	// a refresh family on the TV.
+	c := browser(t)
+	tvTok := u.deviceToken(t, c)
+	signedIn := func() bool {
+		t.Helper()
+		_, uc := u.startOK(t, tvID)
+		st, _, body, err := u.enterCode(c, userURL, uc)
+		if err != nil || st != http.StatusOK {
+			t.Fatalf("enter code: %d %v", st, err)
+		}
+		return strings.Contains(body, `id="approve"`)
+	}
+	if !signedIn() {
+		t.Fatal("no session after the device flow")
+	}
+
+	// Password reset: the old password stops working, the new one works;
+	// without revoke the session lives on.
+	const newPW = "through-the-looking-glass"
+	st, body = a.call(t, tok, "POST", "/admin/users/"+alice+"/password", map[string]any{"password": newPW})
+	if st != 200 || body["revoked"] != nil || body["password"] != nil {
+		t.Fatalf("reset: %d %v", st, body)
+	}
+	if u.passwordWorks(t, alicePW) || !u.passwordWorks(t, newPW) {
+		t.Fatal("after the reset only the new password may work")
+	}
+	if !signedIn() {
+		t.Fatal("a reset without revoke ended the session")
+	}
+
+	// Disable: the cut-off is durable before the answer.
+	st, body = a.call(t, tok, "POST", "/admin/users/"+alice+"/disable", nil)
+	if st != 200 || body["disabled"] != true || body["revoked"] != true {
+		t.Fatalf("disable: %d %v", st, body)
+	}
+	if u.passwordWorks(t, newPW) {
+		t.Fatal("a disabled user signed in")
+	}
+	if signedIn() {
+		t.Fatal("the session of a disabled user still works")
+	}
+	if r := u.postUser(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tvTok.RefreshToken}, "client_id": {tvID}}); r.code() != "invalid_grant" {
+		t.Fatalf("refresh of a disabled user's family: %d %s", r.Status, r.Raw)
+	}
+	d, err := a.st.DenyState(ctx, store.DenyQuery{SubjectType: events.SubjectUser, Subject: sub})
+	iat, _ := claimsOf(t, tvTok.AccessToken)["iat"].(float64)
+	if err != nil || d.SubjectCutoff.IsZero() || !d.Revoked(time.Unix(int64(iat), 0), 0) {
+		t.Fatalf("deny state %+v %v", d, err)
+	}
+	a.assertSubjectRevoked(t, sub)
+	if st, body = a.call(t, tok, "GET", "/admin/users/"+alice, nil); st != 200 || body["disabled"] != true {
+		t.Fatalf("get disabled: %d %v", st, body)
+	}
+
+	// Enable: no cut-off; sign-in works again once the clock skew allowance
+	// after the cut-off (which also covers logins in flight) has passed.
+	st, body = a.call(t, tok, "POST", "/admin/users/"+alice+"/enable", nil)
+	if st != 200 || body["disabled"] != false || body["revoked"] != nil {
+		t.Fatalf("enable: %d %v", st, body)
+	}
+	a.clock.Advance(time.Minute)
+	defer a.clock.Advance(-time.Minute)
+	if !u.passwordWorks(t, newPW) {
+		t.Fatal("a re-enabled user cannot sign in")
+	}
+
+	// A password reset with revoke is a subject cut-off too.
+	if st, body = a.call(t, tok, "POST", "/admin/users/"+url.PathEscape(odd)+"/password", map[string]any{"password": "long enough 2", "revoke": true}); st != 200 || body["revoked"] != true {
+		t.Fatalf("reset with revoke: %d %v", st, body)
+	}
+	oddSub, _ := body["sub"].(string)
+	if d, err := a.st.DenyState(ctx, store.DenyQuery{SubjectType: events.SubjectUser, Subject: oddSub}); err != nil || d.SubjectCutoff.IsZero() {
+		t.Fatalf("deny state after reset with revoke: %+v %v", d, err)
+	}
+}
+
+// TestAdminUsersFromRedisStore: without AdminDeps.Users, an issuer on Redis
+// manages the users kept next to its store under redis.key_prefix, where
+// cmd/issuer's login finds them.
+func TestAdminUsersFromRedisStore(t *testing.T) {
+	a := newAdminHarness(t)
+	tok := a.opsToken(t)
+	if st, body := a.call(t, tok, "POST", "/admin/users", map[string]any{"username": "carol", "password": "long enough"}); st != 201 {
+		t.Fatalf("create: %d %v", st, body)
+	}
+	ua, err := users.NewAuthenticator(users.NewRedis(a.st.Client(), a.cfg.Redis.KeyPrefix), users.Params{Memory: 64, Time: 1, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ua.Authenticate(context.Background(), "carol", "long enough"); err != nil {
+		t.Fatalf("the login's view of the user: %v", err)
+	}
+}
+
+// deviceToken runs the device flow for tvID with alice signing in in c and
+// returns the TV's tokens.
+func (a *authHarness) deviceToken(t *testing.T, c *http.Client) *oauth2.Token {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conf := a.deviceConf(tvID, "read")
+	da, err := conf.DeviceAuth(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- a.deviceBrowser(c, da.UserCode, true) }()
+	tok, err := conf.DeviceAccessToken(ctx, da)
+	if berr := <-errc; berr != nil {
+		t.Fatalf("browser: %v", berr)
+	}
+	if err != nil || tok.RefreshToken == "" {
+		t.Fatalf("DeviceAccessToken: %+v %v", tok, err)
+	}
+	return tok
+}
+
+// passwordWorks reports whether alice signs in with pw in a fresh browser
+// (the login page reached through a user code).
+func (a *authHarness) passwordWorks(t *testing.T, pw string) bool {
+	t.Helper()
+	_, uc := a.startOK(t, tvID)
+	c := browser(t)
+	st, _, body, err := a.enterCode(c, a.url, uc)
+	if err != nil || st != http.StatusOK || !strings.Contains(body, `id="password"`) {
+		t.Fatalf("login page: %d %v", st, err)
+	}
+	_, err = a.deviceLogin(c, body, func(f url.Values) { f.Set("password", pw) })
+	return err == nil
+}
+
+// assertSubjectRevoked checks that the last subject.revoked event names sub
+// and carries the ops actor.
+func (a *adminHarness) assertSubjectRevoked(t *testing.T, sub string) {
+	t.Helper()
+	s, err := a.js.Stream(context.Background(), bus.StreamName(a.prefix, events.StreamRevocations))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := s.GetLastMsgForSubject(context.Background(), a.prefix+"."+string(events.TypeSubjectRevoked))
+	if err != nil {
+		t.Fatalf("no subject.revoked event: %v", err)
+	}
+	e, err := events.Decode(msg.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, ok := e.Payload.(*events.SubjectRevoked)
+	if e.Actor != opsID || !ok || p.Subject != sub || p.SubjectType != events.SubjectUser || p.Reason != events.ReasonAdmin {
+		t.Fatalf("subject.revoked %s", msg.Data)
 	}
 }

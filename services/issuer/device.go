@@ -10,25 +10,38 @@ package issuer
 //   - GET /device (§3.3): the user-code form, pre-filled from
 //     verification_uri_complete's user_code but always submitted by the user
 //     (§5.4: a link alone never approves anything);
-//   - POST /device: the code looked up under a per-IP and per-session
-//     failed-attempt limit (§5.1), then the login page (login.go, via the
-//     loginRequest and afterLogin hooks) or, signed in, the device consent
-//     page showing the client, the resource, the scopes and the code to
-//     compare with the device's screen;
+//   - POST /device: the code looked up under a per-address and per-session
+//     attempt cap (§5.1, DeviceLimiter: shared through Redis), then, signed
+//     in, the device consent page showing the client, the resource, the
+//     scopes and the code to compare with the device's screen; or else the
+//     login page (login.go, via the loginRequest and afterLogin hooks),
+//     after which the browser lands on that consent page directly;
 //   - POST /device/decide: the session's CSRF token, the code looked up
 //     again, approve or deny (DecideDevice).
+//
+// No click is lost to the login: the code the user submitted before signing
+// in is carried through the login form and back to GET /device with a
+// binding, SHA-256 of the code and a random value held in this browser's
+// HttpOnly valet_device cookie (Path=/device). GET /device shows the
+// consent page only for a signed-in session presenting a binding that
+// matches its own cookie; a link carrying someone else's code or binding
+// only pre-fills the form. The consent page is the user's confirmation of
+// the code (§5.4): it shows the code and nothing is approved without its
+// Allow button, which posts the session's CSRF token.
 //
 // The polling side is grant_device.go.
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -38,6 +51,7 @@ import (
 	"github.com/valetauth/valet/pkg/clientauth"
 	"github.com/valetauth/valet/pkg/config"
 	"github.com/valetauth/valet/pkg/oautherr"
+	"github.com/valetauth/valet/pkg/ratelimit"
 	"github.com/valetauth/valet/pkg/store"
 	"github.com/valetauth/valet/pkg/token"
 )
@@ -64,14 +78,37 @@ const (
 	deviceRequestPrefix = "valet_device=1&user_code="
 )
 
-// User-code entry limits (RFC 8628 §5.1): failed look-ups per key (remote IP,
-// and session when signed in) within deviceAttemptWindow. With 20^8 codes,
-// a short code lifetime and these limits, guessing a live code is hopeless.
+// User-code entry limits (RFC 8628 §5.1): failed look-ups per key (client
+// address, and session when signed in) within deviceAttemptWindow. With
+// 20^8 codes, a short code lifetime and these limits, guessing a live code
+// is hopeless.
 const (
 	deviceMaxFailuresIP      = 20
 	deviceMaxFailuresSession = 10
 	deviceAttemptWindow      = 10 * time.Minute
-	deviceLimiterCap         = 100_000
+	// deviceLimiterCap bounds the in-memory limiter of the embedded store.
+	deviceLimiterCap = 100_000
+	// deviceBindCookie holds the random value user codes are bound to
+	// between POST /device and the return from the login page.
+	deviceBindCookie = "valet_device"
+)
+
+// DeviceLimiter caps user-code entries per key (*ratelimit.Attempts in
+// Redis, shared by every replica; *ratelimit.LocalAttempts for the
+// single-process embedded store). Every look-up takes an attempt first;
+// look-ups that were not wrong codes give it back, so only failures stay
+// counted, and concurrent guesses cannot overshoot the cap. An error means
+// the limits cannot be read: the page fails closed (503).
+type DeviceLimiter interface {
+	// Take reserves an attempt on every limit, or returns how long to wait.
+	Take(ctx context.Context, limits ...ratelimit.Limit) (time.Duration, error)
+	// Refund gives back an attempt Take reserved.
+	Refund(ctx context.Context, limits ...ratelimit.Limit) error
+}
+
+var (
+	_ DeviceLimiter = (*ratelimit.Attempts)(nil)
+	_ DeviceLimiter = (*ratelimit.LocalAttempts)(nil)
 )
 
 // deviceFlow serves the device endpoints.
@@ -83,7 +120,7 @@ type deviceFlow struct {
 	lifetime time.Duration
 	interval time.Duration
 	verify   string // verification_uri
-	limiter  *attemptLimiter
+	limiter  DeviceLimiter
 	outcomes *prometheus.CounterVec
 }
 
@@ -101,11 +138,15 @@ func newDeviceFlow(cfg *config.Config, deps Deps, a *authorize) (*deviceFlow, er
 	if dg == nil {
 		return nil, nil
 	}
+	lim, err := deviceLimiter(cfg, deps)
+	if err != nil {
+		return nil, err
+	}
 	d := &deviceFlow{
 		a: a, t: a.t, grants: dg, log: deps.Logger,
 		lifetime: cfg.Tokens.DeviceCodeLifetime, interval: cfg.Tokens.DevicePollInterval,
 		verify:  cfg.Services.Issuer.URL(devicePath),
-		limiter: newAttemptLimiter(deviceAttemptWindow, deviceLimiterCap),
+		limiter: lim,
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "valet_device_verifications_total",
 			Help: "Device flow browser steps by outcome: issued, login, consent, approved, denied, invalid_code, limited, csrf, unavailable.",
@@ -121,6 +162,30 @@ func newDeviceFlow(cfg *config.Config, deps Deps, a *authorize) (*deviceFlow, er
 		return nil, fmt.Errorf("issuer: register device metrics: %w", err)
 	}
 	return d, nil
+}
+
+// deviceLimiter returns deps.DeviceLimiter, or the one the store calls
+// for: Redis-backed when the store is on Redis, so that the cap holds
+// across replicas; in memory otherwise, which only the single-process
+// embedded store (valet dev) may rely on.
+func deviceLimiter(cfg *config.Config, deps Deps) (DeviceLimiter, error) {
+	if deps.DeviceLimiter != nil {
+		return deps.DeviceLimiter, nil
+	}
+	acfg := ratelimit.AttemptsConfig{Name: "device", Window: deviceAttemptWindow}
+	if rc, ok := deps.Store.(redisClienter); ok {
+		l, err := ratelimit.NewAttempts(rc.Client(), cfg.Redis.KeyPrefix, acfg)
+		if err != nil {
+			return nil, fmt.Errorf("issuer: device limiter: %w", err)
+		}
+		return l, nil
+	}
+	l, err := ratelimit.NewLocalAttempts(acfg, deviceLimiterCap, deps.Clock)
+	if err != nil {
+		return nil, fmt.Errorf("issuer: device limiter: %w", err)
+	}
+	deps.Logger.Info("device user-code entry limits are kept in this process: the store is not Redis (the embedded store is single-process)")
+	return l, nil
 }
 
 // register adds the device routes.
@@ -256,10 +321,21 @@ func checkFormCSRF(r *http.Request, sess *store.Session, sid string) bool {
 }
 
 // entryPage answers GET /device: the user-code form, pre-filled from the
-// query (verification_uri_complete) when it holds a well-formed code.
+// query (verification_uri_complete) when it holds a well-formed code; or,
+// on the return from the login page, for a signed-in session whose query
+// binds the code to this browser's valet_device cookie, straight the
+// consent page for the code submitted before login.
 func (d *deviceFlow) entryPage(c echo.Context) error {
 	w, r := c.Response(), c.Request()
-	code, _ := token.NormalizeUserCode(r.URL.Query().Get("user_code"))
+	q := r.URL.Query()
+	code, ok := token.NormalizeUserCode(q.Get("user_code"))
+	if bind := q.Get("bind"); ok && bind != "" {
+		if sess, sid := d.a.session(r); sess != nil && d.bound(r, code, bind) {
+			// Single use: a reload shows the pre-filled form.
+			http.SetCookie(w, d.bindCookie("", -1))
+			return d.proceed(w, r, sess, sid, code)
+		}
+	}
 	return d.renderEntry(w, r, code, "", http.StatusOK)
 }
 
@@ -274,48 +350,63 @@ func (d *deviceFlow) renderEntry(w http.ResponseWriter, r *http.Request, code, m
 
 // limitKeys are the attempt-limiter keys of r: its client address (as the
 // login limits see it: X-Forwarded-For only from limits.trusted_proxies,
-// IPv6 per /64) and its session, if any.
-func (d *deviceFlow) limitKeys(r *http.Request, sid string) []limitKey {
-	keys := []limitKey{{"ip:" + clientAddr(r, d.a.trusted), deviceMaxFailuresIP}}
+// IPv6 per /64) and its session, if any (hashed: the limiter hashes again).
+func (d *deviceFlow) limitKeys(r *http.Request, sid string) []ratelimit.Limit {
+	keys := []ratelimit.Limit{{ID: "ip:" + clientAddr(r, d.a.trusted), Max: deviceMaxFailuresIP}}
 	if sid != "" {
 		h := hashOf(sid)
-		keys = append(keys, limitKey{"sid:" + string(h[:]), deviceMaxFailuresSession})
+		keys = append(keys, ratelimit.Limit{ID: "sid:" + string(h[:]), Max: deviceMaxFailuresSession})
 	}
 	return keys
 }
 
-// lookup finds the pending authorization the form's user_code names, under
-// the attempt limit. On failure it has written the page.
-func (d *deviceFlow) lookup(w http.ResponseWriter, r *http.Request, keys []limitKey, retry func(msg string, status int) error) (store.DeviceCode, bool, error) {
-	now := d.a.now()
-	if d.limiter.blocked(now, keys) {
-		d.outcomes.WithLabelValues("limited").Inc()
-		w.Header().Set("Retry-After", fmt.Sprint(int(deviceAttemptWindow/time.Second)))
-		return store.DeviceCode{}, false, d.a.renderError(w, http.StatusTooManyRequests, "Too many attempts",
-			"Too many incorrect codes were entered. Wait a few minutes and try again.")
+// lookup finds the pending authorization the user code raw names, under the
+// attempt limit: an attempt is taken first and given back unless the code
+// was wrong. On failure it has written the page.
+func (d *deviceFlow) lookup(w http.ResponseWriter, r *http.Request, keys []ratelimit.Limit, raw string, retry func(msg string, status int) error) (store.DeviceCode, bool, error) {
+	ctx := r.Context()
+	wait, err := d.limiter.Take(ctx, keys...)
+	if err != nil {
+		d.outcomes.WithLabelValues("unavailable").Inc()
+		d.log.Warn("device: user-code limits unavailable", zap.Error(err))
+		w.Header().Set("Retry-After", "1")
+		return store.DeviceCode{}, false, d.a.renderError(w, http.StatusServiceUnavailable, "Unavailable", "The service is temporarily unavailable.")
 	}
-	code, ok := token.NormalizeUserCode(r.PostForm.Get("user_code"))
+	if wait > 0 {
+		d.outcomes.WithLabelValues("limited").Inc()
+		w.Header().Set("Retry-After", retryAfterSeconds(wait))
+		return store.DeviceCode{}, false, d.a.renderError(w, http.StatusTooManyRequests, "Too many attempts",
+			"Too many incorrect codes were entered. Try again in "+waitText(wait)+".")
+	}
+	code, ok := token.NormalizeUserCode(raw)
 	if !ok {
-		d.limiter.fail(now, keys)
 		d.outcomes.WithLabelValues("invalid_code").Inc()
 		return store.DeviceCode{}, false, retry("That code is not valid. Check the code shown on your device.", http.StatusBadRequest)
 	}
-	dc, err := d.grants.LookupUserCode(r.Context(), code, now)
+	dc, err := d.grants.LookupUserCode(ctx, code, d.a.now())
 	switch {
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrExpired):
-		d.limiter.fail(now, keys)
 		d.outcomes.WithLabelValues("invalid_code").Inc()
 		return store.DeviceCode{}, false, retry("That code is not valid, has expired or was already used. Check the code shown on your device.", http.StatusBadRequest)
 	case err != nil:
+		d.refund(ctx, keys)
 		d.outcomes.WithLabelValues("unavailable").Inc()
 		d.log.Warn("device: user code lookup failed", zap.Error(err))
 		return store.DeviceCode{}, false, d.a.renderError(w, http.StatusServiceUnavailable, "Unavailable", "The service is temporarily unavailable.")
 	}
+	d.refund(ctx, keys)
 	return dc, true, nil
 }
 
-// enter answers POST /device: CSRF, the code looked up (rate limited), then
-// the login page or, signed in, the device consent page.
+// refund gives back an attempt that was not a wrong code. A refund lost to
+// an outage only makes the limit stricter for a while.
+func (d *deviceFlow) refund(ctx context.Context, keys []ratelimit.Limit) {
+	if err := d.limiter.Refund(ctx, keys...); err != nil {
+		d.log.Warn("device: user-code attempt not given back", zap.Error(err))
+	}
+}
+
+// enter answers POST /device: CSRF, then proceed with the submitted code.
 func (d *deviceFlow) enter(c echo.Context) error {
 	w, r := c.Response(), c.Request()
 	if err := readForm(w, r); err != nil {
@@ -326,8 +417,16 @@ func (d *deviceFlow) enter(c echo.Context) error {
 		d.outcomes.WithLabelValues("csrf").Inc()
 		return d.a.renderError(w, http.StatusForbidden, "Request refused", "The form has expired or did not come from this site. Go back and try again.")
 	}
+	return d.proceed(w, r, sess, sid, r.PostForm.Get("user_code"))
+}
+
+// proceed looks the user code raw up (rate limited) and shows the device
+// consent page, or, without a session, the login page, whose request binds
+// the code to this browser (bindNonce) so that the login returns straight
+// to the consent page.
+func (d *deviceFlow) proceed(w http.ResponseWriter, r *http.Request, sess *store.Session, sid, raw string) error {
 	retry := func(msg string, status int) error { return d.renderEntry(w, r, "", msg, status) }
-	dc, ok, err := d.lookup(w, r, d.limitKeys(r, sid), retry)
+	dc, ok, err := d.lookup(w, r, d.limitKeys(r, sid), raw, retry)
 	if !ok {
 		return err
 	}
@@ -339,8 +438,13 @@ func (d *deviceFlow) enter(c echo.Context) error {
 		return d.a.renderError(w, http.StatusServiceUnavailable, "Unavailable", "The service is temporarily unavailable.")
 	}
 	if sess == nil {
+		nonce, err := d.bindNonce(w, r)
+		if err != nil {
+			return d.a.renderError(w, http.StatusServiceUnavailable, "Unavailable", "The service is temporarily unavailable.")
+		}
 		d.outcomes.WithLabelValues("login").Inc()
-		return d.a.renderLogin(w, r, &authRequest{raw: deviceRequestPrefix + dc.UserCode, client: cl}, "", "", http.StatusOK)
+		raw := deviceRequestPrefix + dc.UserCode + "&bind=" + deviceBinding(nonce, dc.UserCode)
+		return d.a.renderLogin(w, r, &authRequest{raw: raw, client: cl}, "", "", http.StatusOK)
 	}
 	resource := dc.Resource
 	if rs, err := d.a.clients.ResourceServer(r.Context(), dc.Resource); err == nil && rs.Name != "" {
@@ -368,7 +472,7 @@ func (d *deviceFlow) decide(c echo.Context) error {
 		return d.a.renderError(w, http.StatusBadRequest, "Request refused", "Choose Allow or Deny.")
 	}
 	retry := func(msg string, status int) error { return d.renderEntry(w, r, "", msg, status) }
-	dc, ok, err := d.lookup(w, r, d.limitKeys(r, sid), retry)
+	dc, ok, err := d.lookup(w, r, d.limitKeys(r, sid), r.PostForm.Get("user_code"), retry)
 	if !ok {
 		return err
 	}
@@ -389,98 +493,112 @@ func (d *deviceFlow) decide(c echo.Context) error {
 }
 
 // loginRequest validates the request field of the login form (login.go): a
-// device continuation (deviceRequestPrefix and a user code, checked for form
-// only: the code is looked up, under the attempt limit, after login) or an
-// authorization request.
+// device continuation (valet_device=1, a user code and the binding that
+// POST /device added, checked for form only: the code is looked up, under
+// the attempt limit, after login) or an authorization request.
 func (a *authorize) loginRequest(ctx context.Context, raw string) (*authRequest, error) {
-	rest, ok := strings.CutPrefix(raw, deviceRequestPrefix)
-	if !ok {
+	if !strings.HasPrefix(raw, deviceRequestPrefix) {
 		return a.validate(ctx, raw)
 	}
-	code, ok := token.NormalizeUserCode(rest)
+	code, bind, ok := parseDeviceRequest(raw)
 	if !ok {
 		return nil, &pageError{http.StatusBadRequest, "The device code is malformed."}
 	}
-	return &authRequest{raw: deviceRequestPrefix + code, client: &store.Client{Name: "your device"}}, nil
+	return &authRequest{raw: deviceRequest(code, bind), client: &store.Client{Name: "your device"}}, nil
+}
+
+// parseDeviceRequest reads a device continuation: exactly valet_device=1,
+// one well-formed user_code and at most one well-formed bind.
+func parseDeviceRequest(raw string) (code, bind string, ok bool) {
+	if len(raw) > maxForm {
+		return "", "", false
+	}
+	q, err := url.ParseQuery(raw)
+	if err != nil || len(q["valet_device"]) != 1 || q.Get("valet_device") != "1" || len(q["user_code"]) != 1 || len(q["bind"]) > 1 {
+		return "", "", false
+	}
+	for k := range q {
+		if k != "valet_device" && k != "user_code" && k != "bind" {
+			return "", "", false
+		}
+	}
+	code, ok = token.NormalizeUserCode(q.Get("user_code"))
+	bind = q.Get("bind")
+	if !ok || bind != "" && !wellFormedBinding(bind) {
+		return "", "", false
+	}
+	return code, bind, true
+}
+
+// deviceRequest is the canonical device continuation of code and bind.
+func deviceRequest(code, bind string) string {
+	raw := deviceRequestPrefix + url.QueryEscape(code)
+	if bind != "" {
+		raw += "&bind=" + bind
+	}
+	return raw
 }
 
 // afterLogin is where a successful login goes: back to /device with the user
-// code (to be confirmed again), or to /authorize.
+// code and its binding (straight to the consent page when the binding
+// matches this browser's cookie), or to /authorize.
 func afterLogin(ar *authRequest) string {
-	if code, ok := strings.CutPrefix(ar.raw, deviceRequestPrefix); ok {
-		return devicePath + "?user_code=" + url.QueryEscape(code)
+	if strings.HasPrefix(ar.raw, deviceRequestPrefix) {
+		code, bind, _ := parseDeviceRequest(ar.raw) // canonical: loginRequest built it
+		loc := devicePath + "?user_code=" + url.QueryEscape(code)
+		if bind != "" {
+			loc += "&bind=" + bind
+		}
+		return loc
 	}
 	return authorizePath + "?" + ar.raw
 }
 
-// limitKey is one attempt-limiter key and its limit.
-type limitKey struct {
-	key string
-	max int
+// deviceBinding binds a user code to a browser's valet_device value:
+// base64url(SHA-256("valet device binding" || 0 || nonce || 0 || code)).
+// Without the HttpOnly cookie nobody can compute it for another code.
+func deviceBinding(nonce, code string) string {
+	s := sha256.Sum256([]byte("valet device binding\x00" + nonce + "\x00" + code))
+	return base64.RawURLEncoding.EncodeToString(s[:])
 }
 
-// attemptLimiter counts failures per key in fixed windows, in memory (per
-// replica).
-type attemptLimiter struct {
-	mu     sync.Mutex
-	window time.Duration
-	cap    int
-	m      map[string]*attemptCount
-}
-
-type attemptCount struct {
-	n     int
-	start time.Time
-}
-
-func newAttemptLimiter(window time.Duration, capacity int) *attemptLimiter {
-	return &attemptLimiter{window: window, cap: capacity, m: map[string]*attemptCount{}}
-}
-
-// blocked reports whether any key has reached its limit in the current
-// window.
-func (l *attemptLimiter) blocked(now time.Time, keys []limitKey) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, k := range keys {
-		if c, ok := l.m[k.key]; ok && now.Sub(c.start) < l.window && c.n >= k.max {
-			return true
-		}
+// wellFormedBinding reports whether b looks like a deviceBinding.
+func wellFormedBinding(b string) bool {
+	if len(b) != 43 {
+		return false
 	}
-	return false
+	_, err := base64.RawURLEncoding.DecodeString(b)
+	return err == nil
 }
 
-// fail counts one failure for every key. When the table is full, expired
-// windows are dropped; if it is still full, the oldest entry is evicted.
-func (l *attemptLimiter) fail(now time.Time, keys []limitKey) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, k := range keys {
-		c, ok := l.m[k.key]
-		if ok && now.Sub(c.start) < l.window {
-			c.n++
-			continue
-		}
-		if !ok && len(l.m) >= l.cap {
-			l.sweep(now)
-		}
-		l.m[k.key] = &attemptCount{n: 1, start: now}
+// bindNonce returns this browser's valet_device value, setting a new
+// cookie when it has none. The cookie lives as long as a device code and
+// is sent to /device only.
+func (d *deviceFlow) bindNonce(w http.ResponseWriter, r *http.Request) (string, error) {
+	if ck, err := r.Cookie(deviceBindCookie); err == nil && len(ck.Value) == 43 {
+		return ck.Value, nil
 	}
+	v, err := randomValue()
+	if err != nil {
+		return "", err
+	}
+	http.SetCookie(w, d.bindCookie(v, int(d.lifetime/time.Second)))
+	return v, nil
 }
 
-func (l *attemptLimiter) sweep(now time.Time) {
-	var oldest string
-	var at time.Time
-	for k, c := range l.m {
-		if now.Sub(c.start) >= l.window {
-			delete(l.m, k)
-			continue
-		}
-		if oldest == "" || c.start.Before(at) {
-			oldest, at = k, c.start
-		}
+// bindCookie is the valet_device cookie: HttpOnly, SameSite=Lax (sent on
+// the redirect back from /login), Secure outside dev mode, Path=/device;
+// a negative maxAge deletes it.
+func (d *deviceFlow) bindCookie(value string, maxAge int) *http.Cookie {
+	return &http.Cookie{Name: deviceBindCookie, Value: value, Path: devicePath, MaxAge: maxAge,
+		HttpOnly: true, Secure: d.a.secure, SameSite: http.SameSiteLaxMode}
+}
+
+// bound reports whether bind is code's binding to r's valet_device cookie.
+func (d *deviceFlow) bound(r *http.Request, code, bind string) bool {
+	ck, err := r.Cookie(deviceBindCookie)
+	if err != nil || len(ck.Value) != 43 || !wellFormedBinding(bind) {
+		return false
 	}
-	if len(l.m) >= l.cap && oldest != "" {
-		delete(l.m, oldest)
-	}
+	return subtle.ConstantTimeCompare([]byte(deviceBinding(ck.Value, code)), []byte(bind)) == 1
 }

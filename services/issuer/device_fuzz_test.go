@@ -9,9 +9,10 @@ import (
 )
 
 // FuzzDevice throws arbitrary form bodies, queries and cookies at the device
-// endpoints (/device_authorization, the /device pages and /device/decide)
-// and at the token endpoint's device grant: never a 5xx (the store is up),
-// and never a redirect off the issuer.
+// endpoints (/device_authorization, the /device pages with and without a
+// login binding, /device/decide), at /login with a device continuation and
+// at the token endpoint's device grant: never a 5xx (the store is up), and
+// never a redirect off the issuer's /device page.
 func FuzzDevice(f *testing.F) {
 	a := newDeviceHarness(f)
 	r := a.startDevice(&testing.T{}, tvID, url.Values{"scope": {"read"}})
@@ -21,6 +22,7 @@ func FuzzDevice(f *testing.F) {
 		f.Fatalf("device authorization: %d %s", r.Status, r.Raw)
 	}
 	csrf := strings.Repeat("B", 43)
+	bind := strings.Repeat("D", 43)
 	sess := "valet_session=" + strings.Repeat("A", 43)
 	for _, s := range []struct{ method, path, query, body, cookie string }{
 		{"POST", "/device_authorization", "", "client_id=tv&scope=read", ""},
@@ -37,6 +39,10 @@ func FuzzDevice(f *testing.F) {
 		{"POST", "/device/decide", "", "csrf=x&approve=1&deny=1&user_code=" + url.QueryEscape(uc), sess},
 		{"POST", "/device/decide", "", "%", ""},
 		{"POST", "/login", "", "csrf=" + csrf + "&request=valet_device%3D1%26user_code%3D" + url.QueryEscape(uc) + "&username=alice&password=x", "valet_csrf=" + csrf},
+		{"POST", "/login", "", "csrf=" + csrf + "&request=" + url.QueryEscape("valet_device=1&user_code="+uc+"&bind="+bind) + "&username=alice&password=x", "valet_csrf=" + csrf},
+		{"POST", "/login", "", "csrf=" + csrf + "&request=valet_device%3D1%26user_code%3D" + url.QueryEscape(uc) + "%26bind%3D%25zz&username=alice&password=" + alicePW, "valet_csrf=" + csrf},
+		{"GET", "/device", "user_code=" + url.QueryEscape(uc) + "&bind=" + bind, "", sess + "; valet_device=" + strings.Repeat("C", 43)},
+		{"GET", "/device", "user_code=" + url.QueryEscape(uc) + "&bind=%00&bind=" + bind, "", "valet_device=x"},
 		{"POST", "/token", "", "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&client_id=tv&device_code=" + url.QueryEscape(dc), ""},
 		{"POST", "/token", "", "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&client_id=tv2&device_code=vdc_%00", ""},
 	} {

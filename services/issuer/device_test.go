@@ -18,8 +18,10 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/valetauth/valet/events"
+	"github.com/valetauth/valet/pkg/ratelimit"
 	"github.com/valetauth/valet/pkg/revoke"
 	"github.com/valetauth/valet/pkg/store"
+	"github.com/valetauth/valet/pkg/testenv"
 	"github.com/valetauth/valet/pkg/users"
 	"github.com/valetauth/valet/services/issuer"
 )
@@ -33,48 +35,19 @@ const (
 
 // newDeviceHarness is newAuthHarness with a 1 s device poll interval (so
 // that x/oauth2 polls quickly) and the device clients.
-func newDeviceHarness(t testing.TB) *authHarness {
+func newDeviceHarness(t testing.TB) *authHarness { return newDeviceHarnessWith(t, nil) }
+
+// newDeviceHarnessWith is newDeviceHarness with mod applied to the issuer's
+// dependencies.
+func newDeviceHarnessWith(t testing.TB, mod func(*issuer.Deps)) *authHarness {
 	t.Helper()
 	h := newHarness(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	opt, err := goredis.ParseURL(h.redis.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := goredis.NewClient(opt)
-	t.Cleanup(func() { _ = rdb.Close() })
-	ua, err := users.NewAuthenticator(users.NewRedis(rdb, h.redis.Prefix), users.Params{Memory: 256, Time: 1, Threads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ua.Add(ctx, alice, alicePW); err != nil {
-		t.Fatal(err)
-	}
-	rev, err := revoke.New(revoke.Config{Source: testIssuer, Prefix: h.prefix, Retain: 20 * time.Minute}, h.st, h.pub)
-	if err != nil {
+	ua := deviceUsers(t, h)
+	if _, err := ua.Add(context.Background(), alice, alicePW); err != nil {
 		t.Fatal(err)
 	}
 	a := &authHarness{harness: h, reg: prometheus.NewRegistry()}
-	cfg := *h.cfg
-	cfg.Tokens.DevicePollInterval = time.Second
-	svc, err := issuer.New(&cfg, issuer.Deps{
-		Logger: zapNop(nil), Registry: a.reg,
-		Store: h.st, Keys: h.keys, Clients: h.cache, Secrets: h.hasher, Clock: h.clock.Now,
-		Grants: h.st, Sessions: h.st, Users: ua, Revoker: rev, Audit: h.pub,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = svc.Run(ctx) }()
-	addr, _, err := svc.Server().Addrs(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.url = "http://" + addr.String()
-	h.svc = svc
+	h.svc, a.url = startDeviceIssuer(t, h, a.reg, mod)
 	res := map[string][]string{apiID: {"read", "write"}}
 	h.createClient(store.Client{ID: tvID, Name: "Living Room TV", Type: store.Public,
 		GrantTypes: []string{"urn:ietf:params:oauth:grant-type:device_code", "refresh_token"}, Resources: res, DefaultResource: apiID})
@@ -87,6 +60,58 @@ func newDeviceHarness(t testing.TB) *authHarness {
 		return err == nil
 	})
 	return a
+}
+
+// deviceUsers is the user store of the device issuers, in h's Redis.
+func deviceUsers(t testing.TB, h *harness) *users.Authenticator {
+	t.Helper()
+	opt, err := goredis.ParseURL(h.redis.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := goredis.NewClient(opt)
+	t.Cleanup(func() { _ = rdb.Close() })
+	ua, err := users.NewAuthenticator(users.NewRedis(rdb, h.redis.Prefix), users.Params{Memory: 256, Time: 1, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ua
+}
+
+// startDeviceIssuer starts one more issuer replica with the user grants on
+// h's store, keys and cache (as a second cmd/issuer on the same Redis), with
+// mod applied to its dependencies, and returns it and its public URL.
+func startDeviceIssuer(t testing.TB, h *harness, reg *prometheus.Registry, mod func(*issuer.Deps)) (*issuer.Service, string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	rev, err := revoke.New(revoke.Config{Source: testIssuer, Prefix: h.prefix, Retain: 20 * time.Minute}, h.st, h.pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := *h.cfg
+	cfg.Tokens.DevicePollInterval = time.Second
+	cfg.Redis.KeyPrefix = h.redis.Prefix
+	deps := issuer.Deps{
+		Logger: zapNop(nil), Registry: reg,
+		Store: h.st, Keys: h.keys, Clients: h.cache, Secrets: h.hasher, Clock: h.clock.Now,
+		Grants: h.st, Sessions: h.st, Users: deviceUsers(t, h), Revoker: rev, Audit: h.pub,
+	}
+	if mod != nil {
+		mod(&deps)
+	}
+	svc, err := issuer.New(&cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = svc.Run(ctx) }()
+	addr, _, err := svc.Server().Addrs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc, "http://" + addr.String()
 }
 
 func (a *authHarness) deviceConf(id string, scopes ...string) *oauth2.Config {
@@ -142,8 +167,9 @@ func formOf(body string) url.Values {
 
 // deviceBrowser drives the verification pages as a user would: the link
 // from verification_uri_complete (the pre-filled form, which must still be
-// submitted), login, the pre-filled form again, the consent page showing
-// the code, then approve or deny.
+// submitted), login when not signed in, which returns straight to the
+// consent page showing the code (no second submission), then approve or
+// deny.
 func (a *authHarness) deviceBrowser(c *http.Client, userCode string, approve bool) error {
 	st, _, body, err := step(c, http.MethodGet, a.url+"/device?user_code="+url.QueryEscape(userCode), nil)
 	if err != nil {
@@ -159,17 +185,16 @@ func (a *authHarness) deviceBrowser(c *http.Client, userCode string, approve boo
 		return err
 	}
 	if st == http.StatusOK && strings.Contains(body, `id="password"`) {
-		lf := formOf(body)
-		lf.Set("username", alice)
-		lf.Set("password", alicePW)
-		st, hdr, body, err := step(c, http.MethodPost, a.url+"/login", lf)
+		loc, err := a.deviceLogin(c, body, nil)
 		if err != nil {
 			return err
 		}
-		if st != http.StatusSeeOther || hdr.Get("Location") != "/device?user_code="+url.QueryEscape(userCode) {
-			return fmt.Errorf("login: %d to %q: %.300s", st, hdr.Get("Location"), body)
+		if !strings.HasPrefix(loc, "/device?user_code="+url.QueryEscape(userCode)+"&bind=") {
+			return fmt.Errorf("login returned to %q, want the device page with the code and its binding", loc)
 		}
-		return a.deviceBrowser(c, userCode, approve) // signed in now
+		if st, _, body, err = step(c, http.MethodGet, a.url+loc, nil); err != nil {
+			return err
+		}
 	}
 	if st != http.StatusOK || !strings.Contains(body, `id="approve"`) || !strings.Contains(body, `>`+userCode+`</strong>`) {
 		return fmt.Errorf("consent page: %d: %.400s", st, body)
@@ -192,6 +217,36 @@ func (a *authHarness) deviceBrowser(c *http.Client, userCode string, approve boo
 		return fmt.Errorf("decide: %d: %.300s", st, body)
 	}
 	return nil
+}
+
+// deviceLogin signs alice in on the login page loginBody (tamper, if set,
+// may change the form first) and returns where the login redirects.
+func (a *authHarness) deviceLogin(c *http.Client, loginBody string, tamper func(url.Values)) (string, error) {
+	lf := formOf(loginBody)
+	lf.Set("username", alice)
+	lf.Set("password", alicePW)
+	if tamper != nil {
+		tamper(lf)
+	}
+	st, hdr, body, err := step(c, http.MethodPost, a.url+"/login", lf)
+	if err != nil {
+		return "", err
+	}
+	if st != http.StatusSeeOther {
+		return "", fmt.Errorf("login: %d: %.300s", st, body)
+	}
+	return hdr.Get("Location"), nil
+}
+
+// enterCode submits userCode on a fresh entry form and returns the answer.
+func (a *authHarness) enterCode(c *http.Client, base, userCode string) (int, http.Header, string, error) {
+	_, _, body, err := step(c, http.MethodGet, base+"/device", nil)
+	if err != nil {
+		return 0, nil, "", err
+	}
+	f := formOf(body)
+	f.Set("user_code", userCode)
+	return step(c, http.MethodPost, base+"/device", f)
 }
 
 // TestDeviceInterop runs the device flow with golang.org/x/oauth2: DeviceAuth,
@@ -398,4 +453,171 @@ func mustReq(t *testing.T, method, u string) *http.Request {
 		t.Fatal(err)
 	}
 	return req
+}
+
+// TestDeviceLoginBinding: after signing in, the browser that submitted a
+// user code lands on that code's consent page at once; the binding that
+// makes this possible works only with the browser's own valet_device
+// cookie, only for the code it was made for, and only once. Anything else
+// shows the pre-filled form, which must still be submitted (RFC 8628 §5.4).
+func TestDeviceLoginBinding(t *testing.T) {
+	a := newDeviceHarness(t)
+	_, codeA := a.startOK(t, tvID)
+	_, codeB := a.startOK(t, tvID)
+
+	// signIn enters code in c, signs in (tamper may change the login form)
+	// and returns where the login redirects.
+	signIn := func(c *http.Client, code string, tamper func(url.Values)) string {
+		t.Helper()
+		st, _, body, err := a.enterCode(c, a.url, code)
+		if err != nil || st != http.StatusOK || !strings.Contains(body, `id="password"`) {
+			t.Fatalf("entering %s: %d %v: %.300s", code, st, err, body)
+		}
+		loc, err := a.deviceLogin(c, body, tamper)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return loc
+	}
+	x, y, z := browser(t), browser(t), browser(t)
+	locX := signIn(x, codeA, nil)
+	u, err := url.Parse(locX)
+	if err != nil || u.Path != "/device" || u.Query().Get("user_code") != codeA || len(u.Query().Get("bind")) != 43 {
+		t.Fatalf("login returned to %q", locX)
+	}
+	bindA := u.Query().Get("bind")
+	locY := signIn(y, codeB, nil)
+	// z swaps the code in the login form's hidden request, keeping A's
+	// binding: the login succeeds, the binding no longer matches.
+	locZ := signIn(z, codeA, func(f url.Values) { f.Set("request", strings.Replace(f.Get("request"), codeA, codeB, 1)) })
+
+	for _, tc := range []struct {
+		name    string
+		c       *http.Client
+		path    string
+		code    string
+		consent bool
+	}{
+		{"another signed-in browser with X's binding", y, locX, codeA, false},
+		{"A's binding on code B", x, "/device?user_code=" + codeB + "&bind=" + bindA, codeB, false},
+		{"a made-up binding", x, "/device?user_code=" + codeA + "&bind=" + strings.Repeat("A", 43), codeA, false},
+		{"a malformed binding", x, "/device?user_code=" + codeA + "&bind=%00", codeA, false},
+		{"a code swapped in the login form", z, locZ, codeB, false},
+		{"X's own return", x, locX, codeA, true},
+		{"X's return again (single use)", x, locX, codeA, false},
+		{"Y's own return", y, locY, codeB, true},
+		{"no session", browser(t), locX, codeA, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, _, body, err := step(tc.c, http.MethodGet, a.url+tc.path, nil)
+			if err != nil || st != http.StatusOK {
+				t.Fatalf("%d %v", st, err)
+			}
+			gotConsent := strings.Contains(body, `id="approve"`)
+			if gotConsent != tc.consent {
+				t.Fatalf("consent page %v, want %v: %.400s", gotConsent, tc.consent, body)
+			}
+			want := `value="` + tc.code + `"` // the pre-filled form
+			if tc.consent {
+				want = `>` + tc.code + `</strong>` // the code to compare
+			}
+			if !strings.Contains(body, want) {
+				t.Fatalf("page does not show %s: %.400s", tc.code, body)
+			}
+		})
+	}
+	t.Run("malformed device continuation at login", func(t *testing.T) {
+		c := browser(t)
+		_, _, body, _ := a.enterCode(c, a.url, codeA)
+		for _, req := range []string{
+			"valet_device=1&user_code=" + codeA + "&evil=1",
+			"valet_device=1&user_code=" + codeA + "&user_code=" + codeB,
+			"valet_device=1&user_code=" + codeA + "&bind=short",
+			"valet_device=1&user_code=nope",
+		} {
+			lf := formOf(body)
+			lf.Set("username", alice)
+			lf.Set("password", alicePW)
+			lf.Set("request", req)
+			if st, _, _, _ := step(c, http.MethodPost, a.url+"/login", lf); st != http.StatusBadRequest {
+				t.Fatalf("request %q: %d, want 400", req, st)
+			}
+		}
+	})
+}
+
+// TestDeviceLimitSharedAcrossReplicas: two issuer replicas on one Redis
+// (issuer.New builds the Redis limiter from the store) share the user-code
+// entry limit: wrong codes on replica A block entries, valid ones included,
+// on replica B.
+func TestDeviceLimitSharedAcrossReplicas(t *testing.T) {
+	a := newDeviceHarness(t)
+	_, urlB := startDeviceIssuer(t, a.harness, prometheus.NewRegistry(), nil)
+	_, uc := a.startOK(t, tvID)
+	c := browser(t)
+	if st, _, body, err := a.enterCode(c, urlB, uc); err != nil || st != http.StatusOK || !strings.Contains(body, `id="password"`) {
+		t.Fatalf("replica B before any failure: %d %v", st, err)
+	}
+	for i := range 20 { // deviceMaxFailuresIP
+		if st, _, _, err := a.enterCode(c, a.url, "BBBB-BBBB"); err != nil || st != http.StatusBadRequest {
+			t.Fatalf("wrong code %d on replica A: %d %v", i+1, st, err)
+		}
+	}
+	st, hdr, body, err := a.enterCode(c, urlB, uc)
+	if err != nil || st != http.StatusTooManyRequests || hdr.Get("Retry-After") == "" || strings.Contains(body, `id="password"`) {
+		t.Fatalf("replica B after 20 failures on A: %d %v %v", st, hdr, err)
+	}
+	if st, _, _, _ := a.enterCode(c, a.url, uc); st != http.StatusTooManyRequests {
+		t.Fatalf("replica A after its 20 failures: %d", st)
+	}
+}
+
+// TestDeviceLimiterOutage: when the limits cannot be read the device page
+// answers 503, never an unlimited look-up.
+func TestDeviceLimiterOutage(t *testing.T) {
+	lr := testenv.Redis(t)
+	opt, err := goredis.ParseURL(lr.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.MaxRetries, opt.DialTimeout, opt.ReadTimeout = -1, 300*time.Millisecond, 300*time.Millisecond
+	rdb := goredis.NewClient(opt)
+	t.Cleanup(func() { _ = rdb.Close() })
+	lim, err := ratelimit.NewAttempts(rdb, lr.Prefix, ratelimit.AttemptsConfig{Name: "device", Window: 10 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newDeviceHarnessWith(t, func(d *issuer.Deps) { d.DeviceLimiter = lim })
+	_, uc := a.startOK(t, tvID)
+	c := browser(t)
+	if st, _, _, err := a.enterCode(c, a.url, uc); err != nil || st != http.StatusOK {
+		t.Fatalf("limiter up: %d %v", st, err)
+	}
+	lr.Stop()
+	for _, code := range []string{uc, "BBBB-BBBB"} {
+		st, hdr, body, err := a.enterCode(c, a.url, code)
+		if err != nil || st != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" || strings.Contains(body, `id="password"`) {
+			t.Fatalf("limiter down, code %s: %d %v %v", code, st, hdr, err)
+		}
+	}
+}
+
+// pingOnly hides the store's Redis client from issuer.New, as a store that
+// is not Redis would (the embedded one).
+type pingOnly struct{ issuer.Store }
+
+// TestDeviceLimiterInMemoryWithoutRedis: without a Redis store the limit
+// still holds, in the process (the embedded store is single-process).
+func TestDeviceLimiterInMemoryWithoutRedis(t *testing.T) {
+	a := newDeviceHarnessWith(t, func(d *issuer.Deps) { d.Store = pingOnly{d.Store} })
+	_, uc := a.startOK(t, tvID)
+	c := browser(t)
+	for i := range 20 {
+		if st, _, _, err := a.enterCode(c, a.url, "BBBB-BBBB"); err != nil || st != http.StatusBadRequest {
+			t.Fatalf("wrong code %d: %d %v", i+1, st, err)
+		}
+	}
+	if st, _, _, _ := a.enterCode(c, a.url, uc); st != http.StatusTooManyRequests {
+		t.Fatalf("after 20 failures: %d", st)
+	}
 }

@@ -86,6 +86,13 @@ type Deps struct {
 	// client address honours X-Forwarded-For only from limits.trusted_proxies.
 	// Nil: no limits (tests only; cmd/issuer always sets it).
 	LoginLimiter LoginLimiter
+	// DeviceLimiter caps failed user-code entries at /device per client
+	// address and per session (RFC 8628 §5.1; device.go). Nil: built from
+	// Store: on Redis (a store with Client(), as cmd/issuer's) the shared
+	// *ratelimit.Attempts under redis.key_prefix, so that the cap holds
+	// across replicas; on any other store (valet dev's embedded bbolt file,
+	// one process by construction) an in-memory *ratelimit.LocalAttempts.
+	DeviceLimiter DeviceLimiter
 	// Audit publishes family.created and family.rotated, best effort
 	// (*bus.Publisher); nil publishes nothing.
 	Audit AuditPublisher
