@@ -383,6 +383,8 @@ func newDev(ctx context.Context, o devOptions) (_ *devServer, err error) {
 		MaxTokenLifetime: cfg.Tokens.MaxAccessTokenLifetime,
 		ClockSkew:        cfg.Tokens.ClockSkew,
 		HTTPClient:       hc,
+		JetStream:        d.js,
+		SubjectPrefix:    cfg.NATS.SubjectPrefix,
 	}); err != nil {
 		return nil, err
 	}
@@ -570,7 +572,10 @@ func (d *devServer) startup(ctx context.Context) error {
 		}
 		addrs[s.name] = [2]net.Addr{pub, adm}
 	}
-	if err := d.chk.Start(ctx); err != nil {
+	cctx, cancelStart := context.WithTimeout(ctx, 30*time.Second)
+	err := d.chk.Start(cctx)
+	cancelStart()
+	if err != nil {
 		d.log.Warn("JWKS not fetched yet; retrying in the background", zap.Error(err))
 	}
 	hc := &http.Client{Timeout: 2 * time.Second}

@@ -170,12 +170,17 @@ func build(ctx context.Context, env boot.Env) (boot.Runner, error) {
 		// --immediate` is learnt on its first token.
 		RefreshInterval:    5 * time.Second,
 		UnknownKIDInterval: 10 * time.Millisecond,
+		JetStream:          js,
+		SubjectPrefix:      cfg.NATS.SubjectPrefix,
 	})
 	if err != nil {
 		closeAll()
 		return nil, err
 	}
-	if err := chk.Start(ctx); err != nil {
+	sctx, cancelStart := context.WithTimeout(ctx, 30*time.Second)
+	err = chk.Start(sctx)
+	cancelStart()
+	if err != nil {
 		// The key ring loads when Run starts; the checker retries.
 		log.Debug("admin token checker: keys not loaded yet", zap.Error(err))
 	}

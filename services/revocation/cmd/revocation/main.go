@@ -102,12 +102,19 @@ func build(ctx context.Context, env boot.Env) (boot.Runner, error) {
 		JWKSURL:          cfg.Services.Issuer.URL("/jwks.json"),
 		MaxTokenLifetime: cfg.Tokens.MaxAccessTokenLifetime,
 		ClockSkew:        cfg.Tokens.ClockSkew,
+		// Key events make the checker refetch JWKS at once, so a key
+		// revoked as compromised stops verifying here within milliseconds.
+		JetStream:     js,
+		SubjectPrefix: cfg.NATS.SubjectPrefix,
 	})
 	if err != nil {
 		closeAll()
 		return nil, err
 	}
-	if err := chk.Start(ctx); err != nil {
+	sctx, cancelStart := context.WithTimeout(ctx, 30*time.Second)
+	err = chk.Start(sctx)
+	cancelStart()
+	if err != nil {
 		// The issuer may start after us: the checker keeps retrying, and
 		// until it has keys access tokens get 503 and /readyz fails.
 		log.Warn("JWKS not fetched yet; retrying in the background", zap.Error(err))
