@@ -10,6 +10,7 @@
 //	valet users add|list|get|passwd|disable|enable ...   the login page's users, see docs/users.md
 //	valet replay [--config FILE]                   rebuild Redis deny state from the stream
 //	valet hash-secret                              the unkeyed hash of a secret read from stdin
+//	valet bootstrap check [--config FILE]          validate the declarative bootstrap section
 //	valet dev [--data DIR]                         the whole system in one process (README)
 package main
 
@@ -35,6 +36,7 @@ const usage = `usage:
   valet users add|list|get|passwd|disable|enable ...   the login page's users; passwords from stdin (valet users for help)
   valet replay [--config FILE] [--since DURATION]   rebuild Redis deny state from the revocation stream
   valet hash-secret < FILE             print the unkeyed stored hash of the secret on stdin
+  valet bootstrap check [--config FILE]   validate the bootstrap section and read its references (no store touched)
   valet dev [--data DIR]               run everything in one process (valet dev --help)
 `
 
@@ -58,6 +60,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return runKeys(args[1:], os.Getenv, stdout, stderr)
 		case "users":
 			return runUsers(args[1:], os.Getenv, os.Stdin, stdout, stderr)
+		case "bootstrap":
+			return runBootstrap(args[1:], os.Getenv, stdout, stderr)
 		case "hash-secret":
 			return runHashSecret(args[1:], os.Stdin, stdout, stderr)
 		}
