@@ -25,6 +25,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/valetauth/valet/pkg/config"
 )
 
 // Check is one readiness dependency (Redis, NATS, signing key loaded).
@@ -385,4 +387,24 @@ func (s *Server) series(listener, route, method string, status int) *seriesMetri
 	}
 	actual, _ := s.seriesCache.LoadOrStore(k, m)
 	return actual.(*seriesMetrics)
+}
+
+// ConfigOptions returns the Options every service derives from its
+// configuration: its listeners (svc), the body and time limits and the
+// trusted proxies (limits). Logger, Registry and Ready are the caller's to
+// add. It fails only when limits.trusted_proxies does not parse, which
+// configuration validation refuses first.
+func ConfigOptions(service string, svc config.Service, limits config.Limits) (Options, error) {
+	trusted, err := limits.TrustedProxyPrefixes()
+	if err != nil {
+		return Options{}, fmt.Errorf("%s: limits.trusted_proxies: %w", service, err)
+	}
+	return Options{
+		Service:        service,
+		PublicAddr:     svc.Listen,
+		AdminAddr:      svc.AdminListen,
+		MaxBodyBytes:   limits.MaxBodyBytes,
+		RequestTimeout: limits.RequestTimeout,
+		TrustedProxies: trusted,
+	}, nil
 }

@@ -96,21 +96,14 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 
 	ready := append([]server.Check{{Name: "edge", Fn: func(context.Context) error { return currentErr(v.Status()) }}}, deps.Ready...)
 	sc := cfg.Services.Edge
-	trusted, err := cfg.Limits.TrustedProxyPrefixes()
+	sopts, err := server.ConfigOptions("edge", cfg.Services.Edge.Service, cfg.Limits)
 	if err != nil {
-		return nil, fmt.Errorf("edge: limits.trusted_proxies: %w", err)
+		return nil, err
 	}
-	srv, err := server.New(server.Options{
-		Service:        "edge",
-		PublicAddr:     sc.Listen,
-		AdminAddr:      sc.AdminListen,
-		MaxBodyBytes:   cfg.Limits.MaxBodyBytes,
-		RequestTimeout: cfg.Limits.RequestTimeout,
-		TrustedProxies: trusted,
-		Logger:         log,
-		Registry:       deps.Registry,
-		Ready:          ready,
-	})
+	sopts.Logger = log
+	sopts.Registry = deps.Registry
+	sopts.Ready = ready
+	srv, err := server.New(sopts)
 	if err != nil {
 		return nil, err
 	}

@@ -76,17 +76,14 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 	if now == nil {
 		now = time.Now
 	}
-	sc := cfg.Services.Introspection
-	srv, err := server.New(server.Options{
-		Service:        "introspection",
-		PublicAddr:     sc.Listen,
-		AdminAddr:      sc.AdminListen,
-		MaxBodyBytes:   cfg.Limits.MaxBodyBytes,
-		RequestTimeout: cfg.Limits.RequestTimeout,
-		Logger:         deps.Logger,
-		Registry:       deps.Registry,
-		Ready:          append([]server.Check{{Name: "store", Fn: deps.Store.Ping}}, deps.Ready...),
-	})
+	opts, err := server.ConfigOptions("introspection", cfg.Services.Introspection, cfg.Limits)
+	if err != nil {
+		return nil, err
+	}
+	opts.Logger = deps.Logger
+	opts.Registry = deps.Registry
+	opts.Ready = append([]server.Check{{Name: "store", Fn: deps.Store.Ping}}, deps.Ready...)
+	srv, err := server.New(opts)
 	if err != nil {
 		return nil, err
 	}

@@ -128,17 +128,14 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 		{Name: "store", Fn: deps.Store.Ping},
 		{Name: "signing_key", Fn: func(context.Context) error { return deps.Keys.Ready() }},
 	}, deps.Ready...)
-	sc := cfg.Services.Issuer
-	srv, err := server.New(server.Options{
-		Service:        "issuer",
-		PublicAddr:     sc.Listen,
-		AdminAddr:      sc.AdminListen,
-		MaxBodyBytes:   cfg.Limits.MaxBodyBytes,
-		RequestTimeout: cfg.Limits.RequestTimeout,
-		Logger:         deps.Logger,
-		Registry:       deps.Registry,
-		Ready:          ready,
-	})
+	opts, err := server.ConfigOptions("issuer", cfg.Services.Issuer, cfg.Limits)
+	if err != nil {
+		return nil, err
+	}
+	opts.Logger = deps.Logger
+	opts.Registry = deps.Registry
+	opts.Ready = ready
+	srv, err := server.New(opts)
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,6 @@ package revocation
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"time"
 
@@ -106,22 +105,14 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 	if now == nil {
 		now = time.Now
 	}
-	sc := cfg.Services.Revocation
-	trusted, err := cfg.Limits.TrustedProxyPrefixes()
+	opts, err := server.ConfigOptions("revocation", cfg.Services.Revocation, cfg.Limits)
 	if err != nil {
-		return nil, fmt.Errorf("revocation: limits.trusted_proxies: %w", err)
+		return nil, err
 	}
-	srv, err := server.New(server.Options{
-		Service:        "revocation",
-		PublicAddr:     sc.Listen,
-		AdminAddr:      sc.AdminListen,
-		MaxBodyBytes:   cfg.Limits.MaxBodyBytes,
-		RequestTimeout: cfg.Limits.RequestTimeout,
-		TrustedProxies: trusted,
-		Logger:         deps.Logger,
-		Registry:       deps.Registry,
-		Ready:          append([]server.Check{{Name: "store", Fn: deps.Store.Ping}}, deps.Ready...),
-	})
+	opts.Logger = deps.Logger
+	opts.Registry = deps.Registry
+	opts.Ready = append([]server.Check{{Name: "store", Fn: deps.Store.Ping}}, deps.Ready...)
+	srv, err := server.New(opts)
 	if err != nil {
 		return nil, err
 	}
