@@ -451,7 +451,7 @@ type clientInput struct {
 // sets on a client.
 func (a *adminAPI) validateClient(ctx context.Context, in clientInput) (store.Client, error) {
 	if !validName(in.ID) {
-		return store.Client{}, bad("client_id must be 1 to 256 bytes of printable text without spaces.")
+		return store.Client{}, bad("client_id must be 1 to 128 visible ASCII characters (RFC 6749 Appendix A.1).")
 	}
 	if len(in.Name) > maxName || !utf8.ValidString(in.Name) {
 		return store.Client{}, bad("name must be at most 256 bytes of text.")
@@ -526,11 +526,18 @@ func (a *adminAPI) validateClient(ctx context.Context, in clientInput) (store.Cl
 		return store.Client{}, bad("access_token_lifetime must be 0 (the default) to %d seconds.", int64(a.maxLife/time.Second))
 	}
 	life := time.Duration(in.AccessTokenLifetime) * time.Second
-	return store.Client{
+	cl := store.Client{
 		ID: in.ID, Name: in.Name, Type: typ, GrantTypes: in.GrantTypes, RedirectURIs: in.RedirectURIs,
 		Resources: in.Resources, DefaultResource: in.DefaultResource, ResourceIDs: in.ResourceIDs,
 		AccessTokenLifetime: life, CORSOrigins: in.CORSOrigins, FirstParty: in.FirstParty,
-	}, nil
+	}
+	// The store's own rules (e.g. client ids of 1..128 visible ASCII
+	// characters) are bad input here, not a store failure: without this
+	// check they would surface from the write as a 503.
+	if err := store.ValidateClient(cl); err != nil {
+		return store.Client{}, bad("%s.", err.Error())
+	}
+	return cl, nil
 }
 
 func loopbackHost(h string) bool {
@@ -788,7 +795,11 @@ func (a *adminAPI) validateResource(in resourceInput) (store.ResourceServer, err
 		return store.ResourceServer{}, bad("access_token_lifetime must be 0 (the default) to %d seconds.", int64(a.maxLife/time.Second))
 	}
 	life := time.Duration(in.AccessTokenLifetime) * time.Second
-	return store.ResourceServer{ID: in.ID, Name: in.Name, Scopes: in.Scopes, AccessTokenLifetime: life}, nil
+	rs := store.ResourceServer{ID: in.ID, Name: in.Name, Scopes: in.Scopes, AccessTokenLifetime: life}
+	if err := store.ValidateResourceServer(rs); err != nil {
+		return store.ResourceServer{}, bad("%s.", err.Error())
+	}
+	return rs, nil
 }
 
 // resourceID is the path parameter, unescaped (ids are URIs).

@@ -223,6 +223,8 @@ func TestAdminClientLifecycle(t *testing.T) {
 		{"unregistered resource", "POST", "/admin/clients", map[string]any{"client_id": "x", "grant_types": []string{"client_credentials"}, "resources": map[string][]string{orphanID: {"x"}}}, 400, "invalid_request"},
 		{"undefined scope", "POST", "/admin/clients", map[string]any{"client_id": "x", "grant_types": []string{"client_credentials"}, "resources": map[string][]string{apiID: {"delete"}}}, 400, "invalid_request"},
 		{"unknown field", "POST", "/admin/clients", map[string]any{"client_id": "x", "secret": "mine"}, 400, "invalid_request"},
+		{"client id too long for the store", "POST", "/admin/clients", map[string]any{"client_id": strings.Repeat("c", 129), "grant_types": []string{"client_credentials"}}, 400, "invalid_request"},
+		{"non-ASCII client id", "POST", "/admin/clients", map[string]any{"client_id": "café", "grant_types": []string{"client_credentials"}}, 400, "invalid_request"},
 		{"not json", "POST", "/admin/clients", nil, 400, "invalid_request"},
 		{"get unknown", "GET", "/admin/clients/nobody", nil, 404, "not_found"},
 		{"delete unknown", "DELETE", "/admin/clients/nobody", nil, 404, "not_found"},
