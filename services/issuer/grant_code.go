@@ -19,7 +19,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/valetauth/valet/events"
-	"github.com/valetauth/valet/pkg/bus"
 	"github.com/valetauth/valet/pkg/config"
 	"github.com/valetauth/valet/pkg/oautherr"
 	"github.com/valetauth/valet/pkg/revoke"
@@ -46,24 +45,15 @@ type FamilyRevoker interface {
 
 var _ FamilyRevoker = (*revoke.Revoker)(nil)
 
-// AuditPublisher publishes one event and waits for its acknowledgement
-// (*bus.Publisher).
-type AuditPublisher interface {
-	Publish(ctx context.Context, e events.Event) (bus.PubAck, error)
-}
-
-var _ AuditPublisher = (*bus.Publisher)(nil)
-
 // userGrants holds what both user grants share.
 type userGrants struct {
-	t        *tokenEndpoint
-	grants   Grants
-	revoker  FamilyRevoker
-	audit    AuditPublisher
-	auditSem chan struct{}
-	log      *zap.Logger
-	source   string
-	skew     time.Duration
+	t       *tokenEndpoint
+	grants  Grants
+	revoker FamilyRevoker
+	audit   *auditQueue
+	log     *zap.Logger
+	source  string
+	skew    time.Duration
 
 	idle, absolute          time.Duration
 	graceConf, gracePublic  time.Duration
@@ -80,8 +70,8 @@ func newUserGrants(cfg *config.Config, deps Deps, t *tokenEndpoint) (*userGrants
 	}
 	tc := cfg.Tokens
 	g := &userGrants{
-		t: t, grants: deps.Grants, revoker: deps.Revoker, audit: deps.Audit, log: deps.Logger,
-		auditSem: make(chan struct{}, 256), source: cfg.Issuer, skew: tc.ClockSkew,
+		t: t, grants: deps.Grants, revoker: deps.Revoker, log: deps.Logger,
+		source: cfg.Issuer, skew: tc.ClockSkew,
 		idle: tc.RefreshIdleLifetime, absolute: tc.RefreshAbsoluteLifetime,
 		graceConf: tc.RefreshGraceConfidential, gracePublic: tc.RefreshGracePublic, maxReplays: tc.RefreshGraceMaxReplays,
 		rotations: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -106,6 +96,9 @@ func newUserGrants(cfg *config.Config, deps Deps, t *tokenEndpoint) (*userGrants
 			return nil, fmt.Errorf("issuer: register grant metrics: %w", err)
 		}
 	}
+	if deps.Audit != nil {
+		g.audit = newAuditQueue(deps.Audit, cfg.Issuer, time.Now, g.auditDropped)
+	}
 	g.rotated = g.rotations.WithLabelValues("rotated")
 	g.graced = g.rotations.WithLabelValues("grace")
 	g.reused = g.rotations.WithLabelValues("reuse")
@@ -128,31 +121,8 @@ func (g *userGrants) reuse(ctx context.Context, e store.OutboxEntry, fid, client
 	return oautherr.ErrInvalidGrant.WithDescription("The %s was already used; the grant has been revoked.", what)
 }
 
-// publishAudit publishes p best effort, off the request path; a full queue
-// or a NATS error drops it and counts it.
-func (g *userGrants) publishAudit(p events.Payload) {
-	if g.audit == nil {
-		return
-	}
-	select {
-	case g.auditSem <- struct{}{}:
-	default:
-		g.auditDropped.Inc()
-		return
-	}
-	go func() {
-		defer func() { <-g.auditSem }()
-		e, err := events.New(events.NewID(), g.source, time.Now(), p)
-		if err == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_, err = g.audit.Publish(ctx, e)
-			cancel()
-		}
-		if err != nil {
-			g.auditDropped.Inc()
-		}
-	}()
-}
+// publishAudit queues p for the audit stream, best effort (auditQueue).
+func (g *userGrants) publishAudit(p events.Payload) { g.audit.publish(p) }
 
 // grantStoreErr maps a store failure of a redemption to the RFC answer: a dead,
 // unknown, expired or foreign credential is invalid_grant; anything else is
