@@ -4,8 +4,8 @@
 //   - cmd/healthcheck (valet-healthcheck in the image): the container healthcheck of the
 //     distroless image, which has no shell, curl or wget.
 //   - cmd/compose-secrets: generates the secrets docker-compose.yml mounts (key-encryption key,
-//     Redis password, NATS NKeys, a local TLS certificate authority), once, before the first
-//     `docker compose up`.
+//     Redis password, NATS NKeys, the secrets of the clients the issuers bootstrap, a local TLS
+//     certificate authority), once, before the first `docker compose up`.
 //
 // Both use the standard library only, so `GOWORK=off go build` works offline.
 package tools

@@ -67,8 +67,19 @@ type composeFile struct {
 	Secrets  map[string]struct {
 		File string `yaml:"file"`
 	} `yaml:"secrets"`
-	Volumes  map[string]any `yaml:"volumes"`
-	Networks map[string]any `yaml:"networks"`
+	Volumes  map[string]any            `yaml:"volumes"`
+	Networks map[string]composeNetwork `yaml:"networks"`
+}
+
+// composeNetwork is a network of docker-compose.yml, with its fixed address plan if any.
+type composeNetwork struct {
+	Name string `yaml:"name"`
+	IPAM struct {
+		Config []struct {
+			Subnet  string `yaml:"subnet"`
+			IPRange string `yaml:"ip_range"`
+		} `yaml:"config"`
+	} `yaml:"ipam"`
 }
 
 type composeService struct {
@@ -84,7 +95,8 @@ type composeService struct {
 		Test []string `yaml:"test"`
 	} `yaml:"healthcheck"`
 	Networks map[string]*struct {
-		Aliases []string `yaml:"aliases"`
+		Aliases     []string `yaml:"aliases"`
+		IPv4Address string   `yaml:"ipv4_address"`
 	} `yaml:"networks"`
 	DependsOn   map[string]struct{ Condition string } `yaml:"depends_on"`
 	Profiles    []string                              `yaml:"profiles"`
@@ -122,6 +134,24 @@ func (s composeService) aliases() []string {
 		}
 	}
 	return out
+}
+
+// mountSource returns the repository path (./deploy/...) of what the service mounts at the
+// container path p: the bind-mounted file itself, or a file inside a bind-mounted directory.
+func (s composeService) mountSource(p string) (string, bool) {
+	for _, v := range s.Volumes {
+		parts := strings.Split(v, ":")
+		if len(parts) < 2 || !strings.HasPrefix(parts[0], ".") {
+			continue
+		}
+		if parts[1] == p {
+			return path.Clean(parts[0]), true
+		}
+		if rest, ok := strings.CutPrefix(p, strings.TrimSuffix(parts[1], "/")+"/"); ok {
+			return path.Join(parts[0], rest), true
+		}
+	}
+	return "", false
 }
 
 // secretPath returns where the service sees a secret, or "".
@@ -181,12 +211,25 @@ func loadCompose(t *testing.T) composeFile {
 	return c
 }
 
-// valetConfig loads a Valet service's environment through pkg/config, as the service would.
+// valetConfig loads a Valet service's configuration through pkg/config, as the service would:
+// the file VALET_CONFIG_FILE names, if any (read from the repository file mounted there, strictly:
+// unknown keys and bad values are refused), under the service's environment.
 func valetConfig(t *testing.T, name string, s composeService) *Config {
 	t.Helper()
-	cfg, err := Parse(nil, envMap(s.Environment))
+	file := ""
+	if p := s.Environment[FileEnv]; p != "" {
+		src, ok := s.mountSource(p)
+		if !ok {
+			t.Fatalf("%s: %s=%s is not a file the service mounts from the repository", name, FileEnv, p)
+		}
+		if strings.HasPrefix(path.Clean(src), generatedSecrets) {
+			t.Fatalf("%s: %s=%s is a generated secret; the configuration file is committed", name, FileEnv, p)
+		}
+		file = filepath.Join(repoRoot, src)
+	}
+	cfg, err := Load(file, envMap(s.Environment))
 	if err != nil {
-		t.Fatalf("%s: environment refused by pkg/config:\n%v", name, err)
+		t.Fatalf("%s: configuration refused by pkg/config:\n%v", name, err)
 	}
 	return cfg
 }
@@ -275,12 +318,38 @@ func TestComposeServices(t *testing.T) {
 	}
 }
 
+// cliEnv returns the VALET_* variables the valet CLI reads besides the configuration keys (the
+// admin verbs' connection, docs/admin.md): every such name written as a literal in its sources.
+func cliEnv(t *testing.T) map[string]bool {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(repoRoot, "services/valet/*.go"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no sources of the valet CLI (%v)", err)
+	}
+	lit := regexp.MustCompile(`"(VALET_[A-Z0-9_]+)"`)
+	out := map[string]bool{}
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range lit.FindAllSubmatch(b, -1) {
+			out[string(m[1])] = true
+		}
+	}
+	return out
+}
+
 func TestComposeValetServices(t *testing.T) {
 	c := loadCompose(t)
 	keyEnv := map[string]bool{FileEnv: true}
 	for _, k := range Keys() {
 		keyEnv[k.Env] = true
 	}
+	cliOnly := cliEnv(t)
 	roles := map[string]int{}
 	for name, s := range c.Services {
 		role := s.valetRole()
@@ -292,9 +361,12 @@ func TestComposeValetServices(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			for k := range s.Environment {
-				if strings.HasPrefix(k, "VALET_") && !keyEnv[k] {
+				if strings.HasPrefix(k, "VALET_") && !keyEnv[k] && !(role == "cli" && cliOnly[k]) {
 					t.Errorf("environment %s is no configuration key (pkg/config.Keys)", k)
 				}
+			}
+			if _, ok := s.Environment["VALET_ADMIN_CLIENT_SECRET"]; ok {
+				t.Error("VALET_ADMIN_CLIENT_SECRET is written in the compose file; pass it from the host's environment (run -e)")
 			}
 			cfg := valetConfig(t, name, s)
 			if cfg.Dev {
@@ -494,11 +566,19 @@ func TestMain(m *testing.M) {
 // TestComposeSecretsGenerator checks what the compose services get from init-secrets.sh: NKey
 // seeds whose public keys are the ones the NATS accounts name, a 32-byte key-encryption key
 // pkg/config resolves, and a TLS certificate for the issuer's host that chains to the CA the
-// Valet containers trust; and that a second run changes nothing.
+// Valet containers trust; and that a second run changes nothing. (The bootstrap's client secrets
+// are checked by TestComposeBootstrap.)
 func TestComposeSecretsGenerator(t *testing.T) {
 	dir := generateSecrets(t)
-	if len(genOut) != 2 || strings.Contains(genOut[1], "wrote    kek-1") || !strings.Contains(genOut[1], "kept     kek-1") {
+	if len(genOut) != 2 || !strings.Contains(genOut[1], "kept     kek-1") {
 		t.Errorf("a second run must keep every secret:\n%s", strings.Join(genOut, "---\n"))
+	} else {
+		for _, line := range strings.Split(strings.TrimSpace(genOut[1]), "\n") {
+			// Only the public keys' file is rewritten, from the kept seeds.
+			if strings.HasPrefix(line, "wrote") && !strings.HasSuffix(line, "nats/nkeys.conf") {
+				t.Errorf("second run: %q; a second run must keep every secret", line)
+			}
+		}
 	}
 
 	conf, err := natsconf.ParseFile(filepath.Join(dir, "nats", "nkeys.conf"))
@@ -1458,6 +1538,36 @@ func TestK8sManifests(t *testing.T) {
 					if v == "secret/valet-kek" || v == "secret/valet-redis" {
 						t.Errorf("the edge mounts %s, which it never uses", v)
 					}
+				}
+			}
+
+			// Behind the ingress, the client is found in X-Forwarded-For only from trusted proxies.
+			if trusted, err := cfg.Limits.TrustedProxyPrefixes(); err != nil || len(trusted) == 0 {
+				t.Errorf("limits.trusted_proxies is empty (%v): every client would count as the ingress's "+
+					"address in the login back-off", err)
+			} else {
+				for _, p := range trusted {
+					if p.Bits() == 0 {
+						t.Errorf("limits.trusted_proxies holds %s: every client could choose its address", p)
+					}
+				}
+			}
+
+			// The bootstrap section: the first admin client, its secret from a Secret the issuer
+			// alone mounts.
+			if len(cfg.Bootstrap.AdminClients) == 0 {
+				t.Error("the bootstrap section declares no admin client: nobody could use the admin API")
+			}
+			for _, ref := range bootstrapRefs(cfg.Bootstrap) {
+				p, isFile := strings.CutPrefix(ref.value, "file:")
+				switch {
+				case strings.HasPrefix(ref.value, "env:"):
+					t.Errorf("%s is %s: mount the secret from a Secret as a file", ref.key, ref.value)
+				case !isFile:
+				case role == "issuer" && !secretAt(p):
+					t.Errorf("%s: %s is not in a mounted Secret", ref.key, p)
+				case role != "issuer" && secretAt(p):
+					t.Errorf("%s: %s mounts %s, which only the issuer reads", ref.key, role, p)
 				}
 			}
 

@@ -9,6 +9,9 @@
 //	kek-1                     key-encryption key of the signing keys: 32 random bytes, 64 hex digits
 //	redis-password            the Redis password (requirepass) and VALET_REDIS_PASSWORD_FILE
 //	grafana-admin-password    Grafana's admin password
+//	admin-client-secret       secret of the admin client the issuers' bootstrap section declares
+//	                          (deploy/compose/issuer.yaml): 32 random bytes, base64url
+//	demo-client-secret        secret of the demo client (client credentials for the demo API)
 //	nats/issuer.nk            NKey user seeds, one per NATS user (nkey_seed_file)
 //	nats/introspection.nk
 //	nats/revocation.nk
@@ -22,7 +25,9 @@
 //
 // Existing files are kept: running it again changes nothing, and above all never replaces the
 // key-encryption key, which would make every stored signing key unreadable. -force-tls renews the
-// authority and the certificate (restart the stack after). The CA's private key is not kept.
+// authority and the certificate (restart the stack after). The CA's private key is not kept. To
+// rotate a client secret, delete its file, run it again and restart the issuers: the bootstrap
+// finds the stored secret drifted and replaces it (docs/bootstrap.md).
 //
 // Files are written 0644 in a 0700 directory: compose mounts file secrets as they are on the host,
 // and the Valet containers run as a non-root user that must read them. This is for a local
@@ -54,6 +59,10 @@ import (
 	"strings"
 	"time"
 )
+
+// ClientSecrets are the client secrets deploy/compose/issuer.yaml reads (file:/run/secrets/<name>),
+// in the bootstrap section that gives the stack its first clients.
+var ClientSecrets = []string{"admin-client-secret", "demo-client-secret"}
 
 // NATSUsers are the NKey users deploy/nats/accounts.conf names, each as VALET_<NAME>_NKEY.
 var NATSUsers = []string{"issuer", "introspection", "revocation", "edge", "admin"}
@@ -109,6 +118,13 @@ func (g *generator) all(hosts []string, forceTLS bool) error {
 	}
 	if err := g.keep("grafana-admin-password", random(18, base64.RawURLEncoding.EncodeToString)); err != nil {
 		return err
+	}
+	// 256 bits, 43 characters: above the 32 the bootstrap requires of a secret it reads, and
+	// base64url, so that client_secret_basic needs no escaping (RFC 6749 §2.3.1).
+	for _, name := range ClientSecrets {
+		if err := g.keep(name, random(32, base64.RawURLEncoding.EncodeToString)); err != nil {
+			return err
+		}
 	}
 
 	var conf bytes.Buffer
