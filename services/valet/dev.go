@@ -406,7 +406,17 @@ func newDev(ctx context.Context, o devOptions) (_ *devServer, err error) {
 		// stays nil: dev mode does not slow password guessing.
 		Grants: d.st, Sessions: d.st, Users: ua, Revoker: rev, Audit: pub,
 		Origins: origins,
-		Ready:   []server.Check{natsReady},
+		// The admin API on the issuer's admin listener, as in cmd/issuer,
+		// so that valet clients|resources|keys|users work against valet dev
+		// with the printed admin client.
+		Admin: &issuer.AdminDeps{
+			Store: d.st, Checker: chk, Revoker: rev, Keys: km, Hasher: hasher, Cache: cache, Users: ua,
+			Publisher: keys.PublisherFunc(func(ctx context.Context, e events.Event) error {
+				_, err := pub.Publish(ctx, e)
+				return err
+			}),
+		},
+		Ready: []server.Check{natsReady},
 	})
 	if err != nil {
 		return nil, err
@@ -662,6 +672,14 @@ func (d *devServer) banner(addrs map[string][2]net.Addr) {
 		{"INTROSPECT_URL", cfg.Services.Introspection.URL(introspection.IntrospectPath)},
 		{"REVOKE_URL", cfg.Services.Revocation.URL(revocation.RevokePath)},
 		{"GATEWAY_URL", "http://" + localhost(addrs["edge"][0])},
+		// The admin CLI's connection (valet clients|resources|keys|users
+		// and valet revoke), as the demo admin client.
+		{envIssuerAdminURL, "http://" + loopback(addrs["issuer"][1])},
+		{envAdminURL, "http://" + loopback(addrs["revocation"][1])},
+		{envTokenURL, cfg.Services.Issuer.URL("/token")},
+		{envClientID, c.AdminClientID},
+		{envClientSecret, c.AdminClientSecret},
+		{envIssuer, cfg.Issuer},
 	}); err != nil {
 		d.log.Warn("demo.env not written", zap.Error(err))
 	}

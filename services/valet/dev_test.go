@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"html"
 	"io"
@@ -551,4 +552,48 @@ func TestDevBootstrap(t *testing.T) {
 		wantAllowed(t, env, getToken(t, env))
 		h.stop()
 	}
+}
+
+// TestDevAdminCLI: after sourcing demo.env, the admin CLI talks to valet
+// dev's admin APIs as the demo admin client: the registry lists the demo
+// client, a user can be added and is listed, and valet revoke reaches the
+// revocation service's admin API.
+func TestDevAdminCLI(t *testing.T) {
+	h := newDevHarness(t)
+	h.start()
+	env := h.demoEnv()
+	getenv := func(k string) string { return env[k] }
+	run := func(verb func([]string, func(string) string, io.Writer, io.Writer) int, args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		if code := verb(args, getenv, &out, &errb); code != 0 {
+			t.Fatalf("valet %v: exit %d\n%s%s", args, code, out.String(), errb.String())
+		}
+		return out.String()
+	}
+	if out := run(runClients, "list"); !strings.Contains(out, env["CLIENT_ID"]) {
+		t.Fatalf("valet clients list does not show %s:\n%s", env["CLIENT_ID"], out)
+	}
+	users := func(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+		return runUsers(args, getenv, strings.NewReader(""), stdout, stderr)
+	}
+	if out := run(users, "list"); !strings.Contains(out, env["DEMO_USERNAME"]) {
+		t.Fatalf("valet users list does not show %s:\n%s", env["DEMO_USERNAME"], out)
+	}
+	at := getToken(t, env)
+	wantAllowed(t, env, at)
+	claims := strings.Split(at, ".")[1]
+	raw, err := base64.RawURLEncoding.DecodeString(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		JTI string `json:"jti"`
+		Exp int64  `json:"exp"`
+	}
+	if err := json.Unmarshal(raw, &c); err != nil {
+		t.Fatal(err)
+	}
+	run(runRevoke, "token", c.JTI, "--exp", strconv.FormatInt(c.Exp, 10))
+	wantRefused(t, env, at)
 }
