@@ -473,6 +473,9 @@ func newDev(ctx context.Context, o devOptions) (_ *devServer, err error) {
 	d.services = []namedService{{"issuer", iss}, {"introspection", in}, {"revocation", rv}, {"edge", ed}}
 	d.bg = []func(context.Context){
 		func(ctx context.Context) { _ = km.Run(ctx) },
+		// Key events of other replicas and `valet keys revoke` refresh the
+		// ring at once, not at the next refresh interval.
+		func(ctx context.Context) { _ = km.Follow(ctx, d.js, cfg.NATS.SubjectPrefix) },
 		func(ctx context.Context) { _ = beat.Run(ctx) },
 		func(ctx context.Context) { relay.Run(ctx) },
 		origins.Run,

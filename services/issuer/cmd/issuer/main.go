@@ -249,6 +249,9 @@ func build(ctx context.Context, env boot.Env) (boot.Runner, error) {
 		close: closeAll,
 		background: []func(context.Context){
 			func(ctx context.Context) { _ = km.Run(ctx) },
+			// Key events of other replicas and `valet keys revoke` refresh the
+			// ring at once, not at the next refresh interval.
+			func(ctx context.Context) { _ = km.Follow(ctx, js, cfg.NATS.SubjectPrefix) },
 			func(ctx context.Context) { _ = beat.Run(ctx) },
 			func(ctx context.Context) { relay.Run(ctx) },
 			origins.Run,
