@@ -9,7 +9,7 @@ MODULES := $(shell go list -m -f '{{.Dir}}' | sed "s|^$(CURDIR)/||")
 GOTESTFLAGS ?= -race -count=1 -timeout 20m
 BENCHFLAGS ?= -run '^$$' -bench . -benchmem -benchtime 2s
 
-.PHONY: all test fmt-check vet unit-test deps-check build bench loadtest propagation run lint tidy clean
+.PHONY: all test fmt-check vet unit-test deps-check build bench loadtest loadtest-refresh propagation run lint tidy clean
 
 all: build
 
@@ -47,6 +47,10 @@ bench:
 ## loadtest: the load generators under loadtest/ against a locally started cluster.
 loadtest:
 	@if [ -x loadtest/run.sh ]; then loadtest/run.sh; else echo "no load scenarios yet"; fi
+
+## loadtest-refresh: the refresh-token grant with rotation (wrk, then the Go generator; issue #6).
+loadtest-refresh:
+	SCENARIO=refresh loadtest/run.sh
 
 ## propagation: revocation propagation, burst and 1M replay across 1/4/16 edges (about 3 minutes).
 propagation:

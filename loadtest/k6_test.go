@@ -2,7 +2,8 @@
 // for users. k6 itself is never installed or imported (its Go module is
 // AGPL); this test keeps the scripts from rotting by compiling each one with
 // goja, the JavaScript engine k6 embeds, and running it once against stub k6
-// modules.
+// modules. k6_issuer_test.go goes further and runs them against a real
+// issuer on a small stand-in for k6's API (k6shim_test.go).
 package loadtest
 
 import (
@@ -16,34 +17,36 @@ import (
 )
 
 var (
-	importDefault = regexp.MustCompile(`(?m)^\s*import\s+([A-Za-z_$][\w$]*)\s+from\s+['"][^'"]+['"];?\s*$`)
-	importStar    = regexp.MustCompile(`(?m)^\s*import\s+\*\s+as\s+([A-Za-z_$][\w$]*)\s+from\s+['"][^'"]+['"];?\s*$`)
-	importNamed   = regexp.MustCompile(`(?m)^\s*import\s+\{([^}]*)\}\s+from\s+['"][^'"]+['"];?\s*$`)
+	importDefault = regexp.MustCompile(`(?m)^\s*import\s+([A-Za-z_$][\w$]*)\s+from\s+['"]([^'"]+)['"];?\s*$`)
+	importStar    = regexp.MustCompile(`(?m)^\s*import\s+\*\s+as\s+([A-Za-z_$][\w$]*)\s+from\s+['"]([^'"]+)['"];?\s*$`)
+	importNamed   = regexp.MustCompile(`(?m)^\s*import\s+\{([^}]*)\}\s+from\s+['"]([^'"]+)['"];?\s*$`)
 	importBare    = regexp.MustCompile(`(?m)^\s*import\s+['"][^'"]+['"];?\s*$`)
 	exportDefault = regexp.MustCompile(`(?m)^export\s+default\s+`)
 	exportDecl    = regexp.MustCompile(`(?m)^export\s+(const|let|var|function|async\s+function|class)\b`)
 )
 
 // toScript rewrites an ES module into a script goja can run: each import
-// binds its names to a stub, `export default <expr>` becomes
+// binds its names to __module(<path>) (a stub in the dry run, the shim's
+// modules against a real issuer), `export default <expr>` becomes
 // `var __default = <expr>`, and other exports lose the keyword. Anything
 // else left with import or export syntax fails to compile, which is the
 // point.
 func toScript(src string) string {
-	src = importStar.ReplaceAllString(src, "const $1 = __stub();")
-	src = importDefault.ReplaceAllString(src, "const $1 = __stub();")
+	src = importStar.ReplaceAllString(src, "const $1 = __module('$2');")
+	src = importDefault.ReplaceAllString(src, "const $1 = __module('$2');")
 	src = importNamed.ReplaceAllStringFunc(src, func(m string) string {
-		names := importNamed.FindStringSubmatch(m)[1]
+		sub := importNamed.FindStringSubmatch(m)
 		var decl []string
-		for _, n := range strings.Split(names, ",") {
+		for _, n := range strings.Split(sub[1], ",") {
 			n = strings.TrimSpace(n)
 			if n == "" {
 				continue
 			}
-			if _, alias, ok := strings.Cut(n, " as "); ok {
-				n = strings.TrimSpace(alias)
+			name, alias := n, n
+			if a, b, ok := strings.Cut(n, " as "); ok {
+				name, alias = strings.TrimSpace(a), strings.TrimSpace(b)
 			}
-			decl = append(decl, n+" = __stub()")
+			decl = append(decl, alias+" = __module('"+sub[2]+"')."+name)
 		}
 		return "const " + strings.Join(decl, ", ") + ";"
 	})
@@ -52,12 +55,15 @@ func toScript(src string) string {
 	return exportDecl.ReplaceAllString(src, "$1")
 }
 
-// prelude defines __stub, a callable that returns a plausible response and
-// whose every property is another stub, standing in for k6's modules; and
-// __ENV with what the scripts need.
+// prelude defines __module, whose every module is __stub: a callable (and
+// constructible) that returns a plausible token response and whose every
+// property is another stub, standing in for k6's modules; open, which
+// returns two refresh tokens; and __ENV with what the scripts need.
 const prelude = `
-const __response = { status: 200, body: '{"token_type":"Bearer"}', headers: { 'Cache-Control': 'no-store' },
-  json: function (p) { return p === 'token_type' ? 'Bearer' : {}; } };
+const __response = { status: 200,
+  body: '{"access_token":"a.b.c","token_type":"Bearer","expires_in":300,"refresh_token":"vrt_stub.next"}',
+  headers: { 'Cache-Control': 'no-store' },
+  json: function (p) { const v = JSON.parse(this.body); return p === undefined ? v : v[p]; } };
 function __stub() {
   return new Proxy(function () {}, {
     get: function (t, p) { return p === Symbol.toPrimitive ? undefined : (p === 'then' ? undefined : __stub()); },
@@ -69,9 +75,12 @@ function __stub() {
       }
       return __response;
     },
+    construct: function () { return __stub(); },
   });
 }
-var __ENV = { CLIENT_SECRET: 'vcs_test', CLIENT_ID: 'svc', TOKEN_URL: 'http://127.0.0.1/token' };
+function __module(name) { return __stub(); }
+function open(path) { return 'vrt_a\nvrt_b\n'; }
+var __ENV = { CLIENT_SECRET: 'vcs_test', CLIENT_ID: 'svc', TOKEN_URL: 'http://127.0.0.1/token', VUS: '2', SEED_FILE: 'seed.txt' };
 var __VU = 1, __ITER = 0;
 `
 
@@ -101,6 +110,8 @@ func TestK6ScriptsCompileAndRun(t *testing.T) {
 			if opts := vm.Get("options"); opts == nil || goja.IsUndefined(opts) {
 				t.Error("no exported options")
 			}
+			// As k6 does: setup's result is every other call's argument.
+			data := goja.Undefined()
 			for _, name := range []string{"setup", "__default", "teardown"} {
 				fn, ok := goja.AssertFunction(vm.Get(name))
 				if !ok {
@@ -109,8 +120,12 @@ func TestK6ScriptsCompileAndRun(t *testing.T) {
 					}
 					continue
 				}
-				if _, err := fn(goja.Undefined()); err != nil {
+				v, err := fn(goja.Undefined(), data)
+				if err != nil {
 					t.Fatalf("%s fails: %v", name, err)
+				}
+				if name == "setup" {
+					data = v
 				}
 			}
 		})
