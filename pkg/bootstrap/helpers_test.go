@@ -11,12 +11,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/valetauth/valet/events"
 	"github.com/valetauth/valet/pkg/bootstrap"
 	"github.com/valetauth/valet/pkg/bus"
+	"github.com/valetauth/valet/pkg/bus/bustest"
 	"github.com/valetauth/valet/pkg/config"
 	"github.com/valetauth/valet/pkg/keys"
 	"github.com/valetauth/valet/pkg/revoke"
@@ -114,26 +114,9 @@ type stream struct {
 
 func newStream(t *testing.T) *stream {
 	t.Helper()
-	ns := testenv.NATS(t)
-	nc, err := nats.Connect(ns.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := bus.EnsureStreams(ctx, js, bus.StreamsConfig{Prefix: ns.Prefix, MaxAccessTokenLifetime: 15 * time.Minute}); err != nil {
-		t.Fatal(err)
-	}
-	s := &stream{prefix: ns.Prefix}
-	if s.pub, err = bus.NewPublisher(js, ns.Prefix); err != nil {
-		t.Fatal(err)
-	}
-	sub, err := nc.Subscribe(ns.Prefix+".client.>", func(m *nats.Msg) {
+	env := bustest.New(t)
+	s := &stream{prefix: env.Prefix, pub: env.Pub}
+	sub, err := env.Conn.Subscribe(env.Prefix+".client.>", func(m *nats.Msg) {
 		e, err := events.Decode(m.Data)
 		if err != nil {
 			t.Errorf("undecodable event on %s: %v", m.Subject, err)
@@ -146,7 +129,7 @@ func newStream(t *testing.T) *stream {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := nc.Flush(); err != nil {
+	if err := env.Conn.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sub.Unsubscribe() })

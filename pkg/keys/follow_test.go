@@ -6,13 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/valetauth/valet/events"
-	"github.com/valetauth/valet/pkg/bus"
-	"github.com/valetauth/valet/pkg/testenv"
+	"github.com/valetauth/valet/pkg/bus/bustest"
 )
 
 // TestFollowRevokedKey: a replica that follows the key stream stops signing
@@ -20,25 +17,10 @@ import (
 // although its own refresh interval is five minutes: only the key.revoked event on
 // a real JetStream can explain it.
 func TestFollowRevokedKey(t *testing.T) {
-	ns := testenv.NATS(t)
-	nc, err := nats.Connect(ns.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := bustest.New(t)
+	js, bp := env.JS, env.Pub
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := bus.EnsureStreams(ctx, js, bus.StreamsConfig{Prefix: ns.Prefix, MaxAccessTokenLifetime: 15 * time.Minute}); err != nil {
-		t.Fatal(err)
-	}
-	bp, err := bus.NewPublisher(js, ns.Prefix)
-	if err != nil {
-		t.Fatal(err)
-	}
 	pub := PublisherFunc(func(ctx context.Context, e events.Event) error {
 		_, err := bp.Publish(ctx, e)
 		return err
@@ -61,7 +43,7 @@ func TestFollowRevokedKey(t *testing.T) {
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{}, 2)
 	go func() { _ = b.Run(runCtx); done <- struct{}{} }()
-	go func() { _ = b.Follow(runCtx, js, ns.Prefix); done <- struct{}{} }()
+	go func() { _ = b.Follow(runCtx, js, env.Prefix); done <- struct{}{} }()
 	t.Cleanup(func() { stop(); <-done; <-done })
 	time.Sleep(200 * time.Millisecond) // let the consumer open before the event
 

@@ -7,37 +7,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/valetauth/valet/events"
 	"github.com/valetauth/valet/pkg/bus"
-	"github.com/valetauth/valet/pkg/testenv"
+	"github.com/valetauth/valet/pkg/bus/bustest"
 )
 
 // TestAuditQueuePublishesEverything: audit events queued from many
 // goroutines all reach the audit stream, each once, through the real
 // JetStream; none is counted as dropped.
 func TestAuditQueuePublishesEverything(t *testing.T) {
-	ns := testenv.NATS(t)
-	nc, err := nats.Connect(ns.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := bus.EnsureStreams(context.Background(), js, bus.StreamsConfig{Prefix: ns.Prefix, MaxAccessTokenLifetime: 15 * time.Minute}); err != nil {
-		t.Fatal(err)
-	}
-	pub, err := bus.NewPublisher(js, ns.Prefix)
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := bustest.New(t)
+	js, pub := env.JS, env.Pub
 	dropped := prometheus.NewCounter(prometheus.CounterOpts{Name: "dropped"})
 	q := newAuditQueue(pub, auditTestIssuer, time.Now, dropped)
 	const writers, each = 8, 250
@@ -53,7 +36,7 @@ func TestAuditQueuePublishesEverything(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	stream, err := js.Stream(ctx, bus.StreamName(ns.Prefix, events.StreamAudit))
+	stream, err := js.Stream(ctx, bus.StreamName(env.Prefix, events.StreamAudit))
 	if err != nil {
 		t.Fatal(err)
 	}
