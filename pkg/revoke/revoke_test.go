@@ -5,6 +5,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"testing"
@@ -24,7 +25,8 @@ import (
 
 const wait = 20 * time.Second
 
-// env is a revoke primitive on a real redis-server and an embedded JetStream.
+// env is a revoke primitive on a real redis-server (or a real Redis Cluster)
+// and an embedded JetStream.
 type env struct {
 	redis *testenv.RedisServer
 	nats  *testenv.NATSServer
@@ -37,19 +39,35 @@ type env struct {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	e := &env{redis: testenv.Redis(t), nats: testenv.NATS(t)}
-	e.pfx = e.nats.Prefix
+	e := &env{redis: testenv.Redis(t)}
 	opt, err := goredis.ParseURL(e.redis.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return e.start(t, goredis.NewClient(opt), e.redis.Prefix)
+}
+
+// newClusterEnv is newEnv on a three-node Redis Cluster: the outbox is then
+// sharded over the nodes (each entry in the slot of its deny state), and the
+// index that lists the shards lives on one of them.
+func newClusterEnv(t testing.TB) *env {
+	t.Helper()
+	c := testenv.RedisCluster(t)
+	return (&env{}).start(t, goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: c.Addrs}), c.Prefix)
+}
+
+func (e *env) start(t testing.TB, rdb goredis.UniversalClient, prefix string) *env {
+	t.Helper()
+	e.nats = testenv.NATS(t)
+	e.pfx = e.nats.Prefix
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	block, _ := aes.NewCipher(key)
 	aead, _ := cipher.NewGCM(block)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	e.st, err = redisstore.New(ctx, goredis.NewClient(opt), aead, redisstore.WithPrefix(e.redis.Prefix))
+	var err error
+	e.st, err = redisstore.New(ctx, rdb, aead, redisstore.WithPrefix(prefix))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +131,10 @@ func (e *env) outbox(t *testing.T) []store.OutboxEntry {
 }
 
 func TestRevocationIsDurableWhenItReturns(t *testing.T) {
-	e := newEnv(t)
+	testDurableWhenItReturns(t, newEnv(t))
+}
+
+func testDurableWhenItReturns(t *testing.T, e *env) {
 	ctx := context.Background()
 	cut := time.Now()
 	tests := []struct {
@@ -157,7 +178,10 @@ func TestRevocationIsDurableWhenItReturns(t *testing.T) {
 }
 
 func TestRevocationDuringNATSOutageIsCompletedByTheRelay(t *testing.T) {
-	e := newEnv(t)
+	testOutageCompletedByRelay(t, newEnv(t))
+}
+
+func testOutageCompletedByRelay(t *testing.T, e *env) {
 	ctx := context.Background()
 	e.nats.Shutdown()
 	err := e.rev.Token(ctx, "jti-down", time.Now().Add(time.Minute), "c1", events.ReasonClient, "c1")
@@ -202,7 +226,10 @@ func relayUntilEmpty(t *testing.T, e *env) {
 // loop while NATS goes down and comes back: every revocation ends up in the
 // stream exactly once.
 func TestNATSRestartInTheMiddleLosesNothingAndDuplicatesNothing(t *testing.T) {
-	e := newEnv(t)
+	testNATSRestartInTheMiddle(t, newEnv(t))
+}
+
+func testNATSRestartInTheMiddle(t *testing.T, e *env) {
 	ctx := context.Background()
 	const n = 60
 	pending := 0
@@ -289,5 +316,65 @@ func TestReplayRebuildsDenyStateAfterRedisLoss(t *testing.T) {
 	}
 	if len(e.outbox(t)) != 0 {
 		t.Fatal("replay queued events")
+	}
+}
+
+// TestReuseEventIsRelayed: a reuse detected by a rotation queues its
+// family.revoked in the outbox shard of the family's own slot, written by the
+// rotation's script; with NATS down the issuer's Flush leaves it there, and
+// the relay publishes it once NATS is back, exactly once.
+func TestReuseEventIsRelayed(t *testing.T) { testReuseEventIsRelayed(t, newEnv(t)) }
+
+func testReuseEventIsRelayed(t *testing.T, e *env) {
+	ctx := context.Background()
+	now := time.Now()
+	fid := "CCCCCCCCCCCCCCCCCCCCCC"
+	first, second := "vrt_"+fid+".first", "vrt_"+fid+".second"
+	f := store.RefreshFamily{FID: fid, ClientID: "c1", Subject: "alice", SubjectType: events.SubjectUser,
+		CreatedAt: now, AbsoluteExpiresAt: now.Add(time.Hour)}
+	if err := e.st.CreateFamily(ctx, f, sha256.Sum256([]byte(first))); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := e.rev.FamilyEvent(fid, "", "c1", events.ReasonRefreshReuse, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rot := store.Rotation{FID: fid, Presented: sha256.Sum256([]byte(first)), ClientID: "c1", Now: now, ReuseEvent: ev}
+	rot.Successor = second
+	if _, err := e.st.RotateRefresh(ctx, rot); err != nil {
+		t.Fatal(err)
+	}
+	e.nats.Shutdown()
+	rot.Successor = "vrt_" + fid + ".third"
+	if _, err := e.st.RotateRefresh(ctx, rot); !errors.Is(err, store.ErrReused) {
+		t.Fatalf("replay of the superseded token: %v, want ErrReused", err)
+	}
+	if err := e.rev.Flush(ctx, ev); !errors.Is(err, revoke.ErrPending) {
+		t.Fatalf("Flush with NATS down = %v, want ErrPending", err)
+	}
+	if got := e.outbox(t); len(got) != 1 || got[0].ID != ev.ID {
+		t.Fatalf("outbox: %+v, want the reuse event", got)
+	}
+	e.nats.Start()
+	relayUntilEmpty(t, e)
+	evs := e.streamEvents(t)
+	if len(evs) != 1 || evs[0].ID != ev.ID || evs[0].Payload.(*events.FamilyRevoked).FID != fid {
+		t.Fatalf("stream after relay: %+v", evs)
+	}
+}
+
+// TestCluster runs the primitive's guarantees on a three-node Redis Cluster,
+// where every revocation's outbox entry lives in its own deny state's slot
+// and the relay finds them through the index: durable when it returns,
+// completed by the relay after a NATS outage, nothing lost nor duplicated
+// across a NATS restart, reuse events relayed from the family's slot.
+func TestCluster(t *testing.T) {
+	for name, body := range map[string]func(*testing.T, *env){
+		"DurableWhenItReturns":   testDurableWhenItReturns,
+		"OutageCompletedByRelay": testOutageCompletedByRelay,
+		"NATSRestartInTheMiddle": testNATSRestartInTheMiddle,
+		"ReuseEventIsRelayed":    testReuseEventIsRelayed,
+	} {
+		t.Run(name, func(t *testing.T) { body(t, newClusterEnv(t)) })
 	}
 }

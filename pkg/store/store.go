@@ -51,8 +51,12 @@ var (
 type Hash = [32]byte
 
 // Cutoffs are the clock-skew-adjusted subject and client cut-offs a
-// redemption checks in the same atomic step: a grant created at or before a
-// cut-off plus Skew is dead.
+// redemption checks with its step: a grant created at or before a cut-off
+// plus Skew is dead, and the step hands nothing out. The embedded store reads
+// them in the step's transaction; the Redis store, whose cut-offs live in
+// other Cluster slots than the grant, reads them in the same round trip as
+// the step's script and revokes the grant when they cover it
+// (docs/redis.md, "The cut-off check").
 //
 // The store always checks the cut-offs of the grant's own subject and client,
 // as stored with the grant. SubjectType, Subject and ClientID are hints that

@@ -1,17 +1,7 @@
 -- common.lua: helpers prepended to every grant and revocation script
--- (scripts.go). They read and write only keys the calling script was given in
--- KEYS.
-
--- Field lists of the records, in the order scripts return them and Go decodes
--- them (scripts.go: codeFields, famFields, devFields).
-local CODE = {'h', 'client', 'sub', 'redirect', 'cc', 'ccm', 'scopes',
-              'resource', 'auth_time', 'created', 'exp', 'used'}
-local FAM = {'client', 'sub', 'sub_type', 'scopes', 'resource', 'grant',
-             'created', 'auth_time', 'gen', 'idle', 'abs_exp', 'public',
-             'rotated_at', 'cur', 'prev', 'grace_n'}
-local DEV = {'h', 'ucode', 'client', 'scopes', 'resource', 'interval',
-             'created', 'exp', 'status', 'sub', 'auth_time', 'last_poll',
-             'redeemed'}
+-- (scripts.go, after the constants it generates: SUPERSEDED_KEPT,
+-- OUTBOX_CLOSED, OUTBOX_MAX_AGE). They read and write only keys the calling
+-- script was given in KEYS.
 
 -- num reads a decimal field; a missing or empty one is 0.
 local function num(v)
@@ -41,17 +31,6 @@ local function reply(status, values)
   return out
 end
 
--- cutoff returns the later of the subject and client cut-offs (ms), or 0.
-local function cutoff(subKey, clientKey)
-  return math.max(num(redis.call('GET', subKey)), num(redis.call('GET', clientKey)))
-end
-
--- covered tells whether a grant created at created (ms) dies by a cut-off
--- (ms, 0 for none): created <= cut-off + skew.
-local function covered(created, cut, skew)
-  return cut > 0 and num(created) <= cut + num(skew)
-end
-
 -- mark sets a deny mark that lives at least ttl ms; it never shortens one.
 local function mark(key, ttl)
   ttl = num(ttl)
@@ -60,10 +39,36 @@ local function mark(key, ttl)
   redis.call('SET', key, '1', 'PX', int(ttl))
 end
 
--- queue adds an outbox entry: id scored by its creation (ms), with its value
--- "<subject> <data>". An entry already queued keeps its place.
-local function queue(index, data, id, score, value)
-  if id == '' then return end
-  redis.call('ZADD', index, 'NX', score, id)
-  redis.call('HSET', data, id, value)
+-- superseded tells whether hash h is in the ring of superseded refresh-token
+-- hashes (a string of 32-byte slots, family_rotate.lua).
+local function superseded(ring, h)
+  local r = redis.call('GET', ring)
+  if not r then return false end
+  local from = 1
+  while true do
+    local at = string.find(r, h, from, true)
+    if not at then return false end
+    if (at - 1) % 32 == 0 then return true end
+    from = at + 1
+  end
+end
+
+-- enqueue puts an outbox entry, value "<created ms> <subject> <data>", into
+-- the shard (a hash in the caller's slot), unless the caller must register
+-- the shard in the index first (outbox.go): it has no registration
+-- (version '0'), the relay closed the shard at or after its registration,
+-- or the registration is older than OUTBOX_MAX_AGE ms. It returns false
+-- then, having written nothing; the caller answers 'INDEX' and the store
+-- registers and runs the script again. An entry already queued is replaced:
+-- its id, and so its event, is the same.
+local function enqueue(shard, version, id, value)
+  local v = num(version)
+  if v <= 0 then return false end
+  if num(redis.call('HGET', shard, OUTBOX_CLOSED)) >= v then return false end
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if now - math.floor(v / 1024) > OUTBOX_MAX_AGE then return false end
+  redis.call('HSET', shard, id, value)
+  redis.call('PERSIST', shard)
+  return true
 end

@@ -1,29 +1,30 @@
 -- device_poll.lua: PollDevice (RFC 8628 §3.4, §3.5). One poll of the token
 -- endpoint: slow_down, pending, denied, or the single redemption of an
 -- approved authorization. A poll after the redemption revokes the family and
--- queues the reuse event, in this one step.
+-- queues the reuse event, in this one step. Cut-offs are checked by the
+-- caller, on values read in the same round trip (grants.go).
 --
--- KEYS[1] P{fid}:dev    device authorization (hash)
--- KEYS[2] P{fid}:fam    family record, deleted on reuse
--- KEYS[3] P{fid}:used   superseded refresh hashes, deleted on reuse
--- KEYS[4] P{fid}:succ   sealed successor, deleted on reuse
--- KEYS[5] P{fid}:rev    family revoked mark
--- KEYS[6] Pcut:sub:user:<ARGV[4]>   subject cut-off (ms)
--- KEYS[7] Pcut:client:<ARGV[2]>     client cut-off (ms)
--- KEYS[8] P{outbox}       outbox index (zset)
--- KEYS[9] P{outbox}:data  outbox entries (hash)
+-- KEYS[1] P{fid}:dev     device authorization (hash)
+-- KEYS[2] P{fid}:fam     family record, deleted on reuse
+-- KEYS[3] P{fid}:sup     superseded refresh hashes, deleted on reuse
+-- KEYS[4] P{fid}:succ    sealed successor, deleted on reuse
+-- KEYS[5] P{fid}:rev     family revoked mark
+-- KEYS[6] P{fid}:outbox  the grant's outbox shard
 -- ARGV[1] SHA-256 of the presented device code (32 bytes)
 -- ARGV[2] client id presenting it
 -- ARGV[3] now (ms)
--- ARGV[4] subject KEYS[6] was built for (a hint; checked against the record)
--- ARGV[5] clock skew (ms)
--- ARGV[6] TTL of the revoked mark written on reuse (ms)
--- ARGV[7] reuse event id, ARGV[8] its creation (ms), ARGV[9] "<subject> <data>"
+-- ARGV[4] TTL of the revoked mark written on reuse (ms)
+-- ARGV[5] the shard's registration version ('0': not registered yet)
+-- ARGV[6] reuse event id, ARGV[7] its entry "<created ms> <subject> <data>"
 --
 -- Reply: {status, DEV fields...} with status OK (redeemed now), PENDING,
--- SLOWDOWN (pending, interval grown by 5 s) or DENIED; {'STALE', subject}
--- when ARGV[4] was not the approver (nothing written; run again with it); or
--- one of NOTFOUND, REVOKED, REUSED, MISMATCH, EXPIRED.
+-- SLOWDOWN (pending, interval grown by 5 s) or DENIED; {'INDEX'} when a
+-- reuse must queue its event but the shard is not registered (nothing
+-- written; register and run again); or one of NOTFOUND, REVOKED, REUSED,
+-- MISMATCH, EXPIRED.
+local DEV = {'h', 'ucode', 'client', 'scopes', 'resource', 'interval',
+             'created', 'exp', 'status', 'sub', 'auth_time', 'last_poll',
+             'redeemed'}
 local d = hmget(KEYS[1], DEV)
 if d[1] == '' then
   if redis.call('EXISTS', KEYS[5]) == 1 then return reply('REVOKED') end
@@ -32,8 +33,8 @@ end
 if d[1] ~= ARGV[1] then return reply('NOTFOUND') end
 if d[13] == '1' then
   if redis.call('EXISTS', KEYS[5]) == 0 then
-    mark(KEYS[5], ARGV[6])
-    queue(KEYS[8], KEYS[9], ARGV[7], ARGV[8], ARGV[9])
+    if not enqueue(KEYS[6], ARGV[5], ARGV[6], ARGV[7]) then return reply('INDEX') end
+    mark(KEYS[5], ARGV[4])
   end
   redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
   return reply('REUSED')
@@ -42,8 +43,6 @@ if d[3] ~= ARGV[2] then return reply('MISMATCH') end
 local now = num(ARGV[3])
 if now >= num(d[8]) then return reply('EXPIRED') end
 if redis.call('EXISTS', KEYS[5]) == 1 then return reply('REVOKED') end
--- The client's cut-off applies at every poll; the subject's once there is one.
-if covered(d[7], num(redis.call('GET', KEYS[7])), ARGV[5]) then return reply('REVOKED') end
 if d[9] == 'pending' then
   local last, interval = num(d[12]), num(d[6])
   redis.call('HSET', KEYS[1], 'last_poll', ARGV[3])
@@ -56,8 +55,6 @@ if d[9] == 'pending' then
   return reply('PENDING', d)
 end
 if d[9] ~= 'approved' then return reply('DENIED', d) end
-if d[10] ~= ARGV[4] then return reply('STALE', {d[10]}) end
-if covered(d[7], cutoff(KEYS[6], KEYS[7]), ARGV[5]) then return reply('REVOKED') end
 redis.call('HSET', KEYS[1], 'redeemed', '1')
 d[13] = '1'
 return reply('OK', d)

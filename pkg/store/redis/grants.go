@@ -1,19 +1,20 @@
 package redis
 
 // Authorization codes, refresh families and device codes (store.GrantStore).
-// Every key of one grant carries the hash tag {fid}; docs/redis.md lists them
-// and the scripts (the .lua files) that change them:
+// Every key of one grant carries the hash tag {fid} (keys.go); docs/redis.md
+// lists them and the scripts (the .lua files) that change them:
 //
-//	<prefix>{fid}:code   hash: authorization code (code_create, code_redeem)
-//	<prefix>{fid}:fam    hash: refresh family (family_create, family_rotate)
-//	<prefix>{fid}:used   zset: hashes of the latest superseded refresh tokens
-//	<prefix>{fid}:succ   string: sealed successor of the last rotation (grace)
-//	<prefix>{fid}:rev    string: the family is revoked
-//	<prefix>{fid}:dev    hash: device authorization (device_*)
-//	<prefix>ucode:<code> string: user code -> fid
+//	<prefix>{fid}:code    hash: authorization code (code_create, code_redeem)
+//	<prefix>{fid}:fam     hash: refresh family (family_create, family_rotate)
+//	<prefix>{fid}:sup     string: ring of the latest superseded refresh-token hashes
+//	<prefix>{fid}:succ    string: sealed successor of the last rotation (grace)
+//	<prefix>{fid}:rev     string: the family is revoked
+//	<prefix>{fid}:dev     hash: device authorization (device_*)
+//	<prefix>{fid}:outbox  hash: the grant's outbox shard (outbox.go)
+//	<prefix>ucode:<code>  string: user code -> fid
 //
-// Redemptions check the subject and client cut-offs (revocation.go) in the
-// same script.
+// Redemptions check the subject and client cut-offs on values read in the
+// same round trip as their script (cutoff.go).
 
 import (
 	"context"
@@ -64,27 +65,6 @@ func WithDenyRetention(d time.Duration) Option { return func(s *Store) { s.retai
 // once the cut-off's own retention is over. The default, 8760h, is the
 // largest allowed configuration.
 func WithMaxGrantLifetime(d time.Duration) Option { return func(s *Store) { s.maxGrant = d } }
-
-// grantKeys are the keys of one grant, all in the slot of {fid}.
-type grantKeys struct{ code, fam, used, succ, rev, dev string }
-
-func (s *Store) grant(fid string) grantKeys {
-	return grantKeys{
-		code: s.tagged(fid, "code"),
-		fam:  s.tagged(fid, "fam"),
-		used: s.tagged(fid, "used"),
-		succ: s.tagged(fid, "succ"),
-		rev:  s.tagged(fid, "rev"),
-		dev:  s.tagged(fid, "dev"),
-	}
-}
-
-func (s *Store) userCodeKey(userCode string) string { return s.key("ucode", userCode) }
-
-// validFID reports whether fid can be a hash tag: not empty, no braces.
-func validFID(fid string) bool {
-	return fid != "" && len(fid) <= 128 && !strings.ContainsAny(fid, "{}")
-}
 
 // joinScopes joins scopes with spaces; a scope token holds no space (RFC 6749
 // §3.3).
@@ -158,63 +138,65 @@ func (s *Store) CreateAuthCode(ctx context.Context, c store.AuthCode) error {
 // queues reuseEvent (ErrReused); a wrong hash is ErrNotFound and touches
 // nothing; another client spends the code (ErrClientMismatch); ErrExpired
 // past its expiry; ErrRevoked when the family is revoked or a cut-off of the
-// code's subject or of the client covers its creation.
+// code's subject or of the client covers its creation. The cut-offs are read
+// in the script's round trip (the subject's when cut names it, otherwise in
+// a second one).
 func (s *Store) RedeemAuthCode(ctx context.Context, fid string, h store.Hash, clientID string, now time.Time, reuseEvent store.OutboxEntry, cut store.Cutoffs) (store.AuthCode, error) {
 	const op = "redeem auth code"
 	if !validFID(fid) {
 		return store.AuthCode{}, fmt.Errorf("%s: %w", op, store.ErrNotFound)
 	}
-	ev, err := outboxArgs(reuseEvent)
-	if err != nil {
+	if err := checkEntry(reuseEvent); err != nil {
 		return store.AuthCode{}, fmt.Errorf("%s: reuse event: %w", op, err)
 	}
 	k := s.grant(fid)
-	index, data := s.outboxKeys()
-	sub := cut.Subject
-	if sub == "" {
-		hint, err := s.readHint(ctx, op, k.code, "sub")
-		if err != nil {
-			return store.AuthCode{}, err
-		}
-		sub = hint[0]
+	keys := []string{k.code, k.fam, k.sup, k.succ, k.rev, k.outbox}
+	hint := cut.Subject
+	if cut.SubjectType != "" && cut.SubjectType != grantSubjectType {
+		hint = "" // a code is a user's: a hint of another type names nothing
 	}
-	for range maxStaleRetries {
-		status, vals, err := s.run(ctx, op, codeRedeemScript,
-			[]string{k.code, k.fam, k.used, k.succ, k.rev, s.subjectCutKey(grantSubjectType, sub), s.clientCutKey(clientID), index, data},
-			string(h[:]), clientID, ms(nowOr(now)), sub, cut.Skew.Milliseconds(), s.retain.Milliseconds(),
-			ev[0], ev[1], ev[2],
-		)
+	// The first run carries no event: a rotation or redemption queues one
+	// only on reuse, which answers INDEX; the rerun, registered, carries it.
+	version, evID, evValue := "0", "", ""
+	for range maxIndexRetries {
+		reads := s.cutReads(ctx, grantSubjectType, hint, clientID)
+		cmd := evalCmd(ctx, codeRedeemScript, keys,
+			string(h[:]), clientID, ms(nowOr(now)), s.retain.Milliseconds(), version, evID, evValue)
+		if err := s.roundTrip(ctx, reads.with(cmd)...); err != nil {
+			return store.AuthCode{}, wrap(op, err)
+		}
+		status, vals, err := scriptReply(op, cmd)
 		switch {
+		case status == statusIndex:
+			evID, evValue = reuseEvent.ID, entryValue(reuseEvent)
+			if version, err = s.register(ctx, op, fid); err != nil {
+				return store.AuthCode{}, err
+			}
+			continue
+		case errors.Is(err, store.ErrReused):
+			s.remember(reuseEvent.ID, fid)
+			return store.AuthCode{}, err
 		case err != nil:
 			return store.AuthCode{}, err
-		case status == statusStale && len(vals) == 1:
-			sub = vals[0]
-			continue
 		case status != statusOK:
 			return store.AuthCode{}, unexpected(op, status, vals)
 		}
-		return decodeCode(op, fid, vals)
+		c, err := decodeCode(op, fid, vals)
+		if err != nil {
+			return store.AuthCode{}, err
+		}
+		if err := s.checkCutoffs(ctx, op, fid, reads, grantSubjectType, c.Subject, c.CreatedAt, cut.Skew); err != nil {
+			return store.AuthCode{}, err
+		}
+		return c, nil
 	}
-	return store.AuthCode{}, fmt.Errorf("%s: %w: the code's subject kept changing", op, store.ErrUnavailable)
+	return store.AuthCode{}, errIndexChurn(op)
 }
 
-// readHint reads the fields of a record that name its cut-off keys, when the
-// caller could not give them: one plain HMGET, much cheaper for Redis than a
-// script run that answers STALE. A missing record reads as empty fields (the
-// script then answers for it).
-func (s *Store) readHint(ctx context.Context, op, key string, fields ...string) ([]string, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
-	}
-	vals, err := s.rdb.HMGet(ctx, key, fields...).Result()
-	if err != nil {
-		return nil, wrap(op, err)
-	}
-	out := make([]string, len(fields))
-	for i, v := range vals {
-		out[i], _ = v.(string)
-	}
-	return out, nil
+// errIndexChurn is the error of a step whose outbox shard was closed by the
+// relay at every attempt to register it (outbox.go): in practice never.
+func errIndexChurn(op string) error {
+	return fmt.Errorf("%s: %w: the outbox shard could not be registered", op, store.ErrUnavailable)
 }
 
 // decodeCode reads the CODE fields of common.lua.
@@ -242,7 +224,8 @@ func decodeCode(op, fid string, vals []string) (store.AuthCode, error) {
 // whichever comes first, each rotation pushing the idle timeout back.
 // ErrRevoked if the fid was revoked (a code reused before its first
 // redemption finished) or a cut-off of its subject or client, without skew,
-// covers its creation; ErrAlreadyExists if it exists.
+// covers its creation (read in the same round trip; the family is then
+// revoked at once); ErrAlreadyExists if it exists.
 func (s *Store) CreateFamily(ctx context.Context, f store.RefreshFamily, first store.Hash) error {
 	const op = "create refresh family"
 	if !validFID(f.FID) || f.ClientID == "" || f.Subject == "" || f.SubjectType == "" {
@@ -267,8 +250,8 @@ func (s *Store) CreateFamily(ctx context.Context, f store.RefreshFamily, first s
 		gen = 1
 	}
 	k := s.grant(f.FID)
-	_, _, err = s.run(ctx, op, familyCreateScript,
-		[]string{k.fam, k.rev, s.subjectCutKey(f.SubjectType, f.Subject), s.clientCutKey(f.ClientID)},
+	reads := s.cutReads(ctx, f.SubjectType, f.Subject, f.ClientID)
+	cmd := evalCmd(ctx, familyCreateScript, []string{k.fam, k.rev},
 		ms(expires),
 		"client", f.ClientID,
 		"sub", f.Subject,
@@ -286,8 +269,15 @@ func (s *Store) CreateFamily(ctx context.Context, f store.RefreshFamily, first s
 		"cur", string(first[:]),
 		"prev", "",
 		"grace_n", "0",
+		"ttl_at", ms(expires),
 	)
-	return err
+	if err := s.roundTrip(ctx, reads.with(cmd)...); err != nil {
+		return wrap(op, err)
+	}
+	if _, _, err := scriptReply(op, cmd); err != nil {
+		return err
+	}
+	return s.checkCutoffs(ctx, op, f.FID, reads, f.SubjectType, f.Subject, f.CreatedAt, 0)
 }
 
 // RotateRefresh rotates a family's refresh token (RFC 6749 §6, RFC 9700
@@ -299,6 +289,8 @@ func (s *Store) CreateFamily(ctx context.Context, f store.RefreshFamily, first s
 // ErrRevoked for a revoked family or one a cut-off covers (it is then marked
 // revoked for good), ErrExpired past its idle or absolute expiry,
 // ErrClientMismatch for another client, ErrInvalidScope when r.Scopes widens.
+// The cut-offs are read in the script's round trip (the subject's when
+// r.Cutoffs names it, otherwise in a second one).
 func (s *Store) RotateRefresh(ctx context.Context, r store.Rotation) (store.RotationResult, error) {
 	const op = "rotate refresh token"
 	if !validFID(r.FID) {
@@ -307,11 +299,11 @@ func (s *Store) RotateRefresh(ctx context.Context, r store.Rotation) (store.Rota
 	if r.Successor == "" || r.Grace < 0 {
 		return store.RotationResult{}, fmt.Errorf("%s: a successor is required and grace must not be negative", op)
 	}
-	ev, err := outboxArgs(r.ReuseEvent)
-	if err != nil {
+	if err := checkEntry(r.ReuseEvent); err != nil {
 		return store.RotationResult{}, fmt.Errorf("%s: reuse event: %w", op, err)
 	}
 	narrow, scopes := "0", ""
+	var err error
 	if r.Scopes != nil {
 		if scopes, err = joinScopes(r.Scopes); err != nil {
 			return store.RotationResult{}, fmt.Errorf("%s: %w", op, err)
@@ -326,48 +318,55 @@ func (s *Store) RotateRefresh(ctx context.Context, r store.Rotation) (store.Rota
 	}
 	next := sha256.Sum256([]byte(r.Successor))
 	k := s.grant(r.FID)
-	index, data := s.outboxKeys()
-	subType, sub := r.Cutoffs.SubjectType, r.Cutoffs.Subject
-	if subType == "" || sub == "" {
-		hint, err := s.readHint(ctx, op, k.fam, "sub_type", "sub")
-		if err != nil {
-			return store.RotationResult{}, err
+	keys := []string{k.fam, k.sup, k.succ, k.rev, k.outbox}
+	// The first run carries no event: a rotation or redemption queues one
+	// only on reuse, which answers INDEX; the rerun, registered, carries it.
+	version, evID, evValue := "0", "", ""
+	for range maxIndexRetries {
+		reads := s.cutReads(ctx, r.Cutoffs.SubjectType, r.Cutoffs.Subject, r.ClientID)
+		cmd := evalCmd(ctx, familyRotateScript, keys,
+			string(r.Presented[:]), r.ClientID, ms(nowOr(r.Now)), string(next[:]), sealed, narrow, scopes,
+			r.Grace.Milliseconds(), r.MaxGraceReplays, s.retain.Milliseconds(), version, evID, evValue)
+		if err := s.roundTrip(ctx, reads.with(cmd)...); err != nil {
+			return store.RotationResult{}, wrap(op, err)
 		}
-		subType, sub = hint[0], hint[1]
-	}
-	for range maxStaleRetries {
-		status, vals, err := s.run(ctx, op, familyRotateScript,
-			[]string{k.fam, k.used, k.succ, k.rev, s.subjectCutKey(subType, sub), s.clientCutKey(r.ClientID), index, data},
-			string(r.Presented[:]), r.ClientID, ms(nowOr(r.Now)), subType, sub, r.Cutoffs.Skew.Milliseconds(),
-			string(next[:]), sealed, narrow, scopes, r.Grace.Milliseconds(), r.MaxGraceReplays, s.retain.Milliseconds(),
-			ev[0], ev[1], ev[2], keepSuperseded,
-		)
+		status, vals, err := scriptReply(op, cmd)
+		var res store.RotationResult
 		switch {
+		case status == statusIndex:
+			evID, evValue = r.ReuseEvent.ID, entryValue(r.ReuseEvent)
+			if version, err = s.register(ctx, op, r.FID); err != nil {
+				return store.RotationResult{}, err
+			}
+			continue
+		case errors.Is(err, store.ErrReused):
+			s.remember(r.ReuseEvent.ID, r.FID)
+			return store.RotationResult{}, err
 		case err != nil:
 			return store.RotationResult{}, err
-		case status == statusStale && len(vals) == 2:
-			subType, sub = vals[0], vals[1]
-			continue
 		case status == statusOK:
-			fam, err := decodeFamily(op, r.FID, vals)
-			if err != nil {
+			if res.Family, err = decodeFamily(op, r.FID, vals); err != nil {
 				return store.RotationResult{}, err
 			}
-			return store.RotationResult{Family: fam, RefreshToken: r.Successor}, nil
+			res.RefreshToken = r.Successor
 		case status == statusGrace && len(vals) > 1:
-			fam, err := decodeFamily(op, r.FID, vals[1:])
-			if err != nil {
+			if res.Family, err = decodeFamily(op, r.FID, vals[1:]); err != nil {
 				return store.RotationResult{}, err
 			}
-			succ, err := s.open(r.FID, []byte(vals[0]))
-			if err != nil {
+			if res.RefreshToken, err = s.open(r.FID, []byte(vals[0])); err != nil {
 				return store.RotationResult{}, fmt.Errorf("%s: grace replay: %w", op, err)
 			}
-			return store.RotationResult{Family: fam, RefreshToken: succ, GraceReplay: true}, nil
+			res.GraceReplay = true
+		default:
+			return store.RotationResult{}, unexpected(op, status, vals)
 		}
-		return store.RotationResult{}, unexpected(op, status, vals)
+		f := res.Family
+		if err := s.checkCutoffs(ctx, op, r.FID, reads, f.SubjectType, f.Subject, f.CreatedAt, r.Cutoffs.Skew); err != nil {
+			return store.RotationResult{}, err
+		}
+		return res, nil
 	}
-	return store.RotationResult{}, fmt.Errorf("%s: %w: the family's subject kept changing", op, store.ErrUnavailable)
+	return store.RotationResult{}, errIndexChurn(op)
 }
 
 // famFields is FAM of common.lua, for HMGET outside scripts.
@@ -406,14 +405,20 @@ func (s *Store) readFamily(ctx context.Context, op, fid string) (store.RefreshFa
 		return store.RefreshFamily{}, store.Hash{}, fmt.Errorf("%s: %w", op, err)
 	}
 	k := s.grant(fid)
-	var rev *goredis.IntCmd
-	var rec *goredis.SliceCmd
-	if _, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		rev = p.Exists(ctx, k.rev)
-		rec = p.HMGet(ctx, k.fam, famFields...)
-		return nil
-	}); err != nil {
+	rev := goredis.NewIntCmd(ctx, "exists", k.rev)
+	hmget := make([]any, 0, 2+len(famFields))
+	hmget = append(hmget, "hmget", k.fam)
+	for _, f := range famFields {
+		hmget = append(hmget, f)
+	}
+	rec := goredis.NewSliceCmd(ctx, hmget...)
+	if err := s.roundTrip(ctx, rev, rec); err != nil {
 		return store.RefreshFamily{}, store.Hash{}, wrap(op, err)
+	}
+	for _, c := range []goredis.Cmder{rev, rec} {
+		if err := c.Err(); err != nil {
+			return store.RefreshFamily{}, store.Hash{}, wrap(op, err)
+		}
 	}
 	if rev.Val() > 0 {
 		return store.RefreshFamily{}, store.Hash{}, fmt.Errorf("%s: %w", op, store.ErrRevoked)
@@ -446,20 +451,17 @@ func (s *Store) readFamily(ctx context.Context, op, fid string) (store.RefreshFa
 	return fam, cur, nil
 }
 
-// checkCutoffs reads the cut-offs of a family's subject and client in one
+// lookupCutoffs reads the cut-offs of a family's subject and client in one
 // round trip: ErrRevoked when one is at or after its creation. Lookups apply
 // no skew (they are not given one); the rotation, which is, is the authority.
-func (s *Store) checkCutoffs(ctx context.Context, op string, fam store.RefreshFamily) error {
-	var sub, cli *goredis.StringCmd
-	if _, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		sub = p.Get(ctx, s.subjectCutKey(fam.SubjectType, fam.Subject))
-		cli = p.Get(ctx, s.clientCutKey(fam.ClientID))
-		return nil
-	}); err != nil && !errors.Is(err, goredis.Nil) {
+func (s *Store) lookupCutoffs(ctx context.Context, op string, fam store.RefreshFamily) error {
+	sub := s.readCutoff(ctx, s.subjectCutKey(fam.SubjectType, fam.Subject))
+	cli := s.readCutoff(ctx, s.clientCutKey(fam.ClientID))
+	if err := s.roundTrip(ctx, sub, cli); err != nil {
 		return wrap(op, err)
 	}
-	for _, c := range []*goredis.StringCmd{sub, cli} {
-		cut, err := cutoffValue(c)
+	for _, c := range []*goredis.SliceCmd{sub, cli} {
+		cut, err := mgetCutoff(c)
 		if err != nil {
 			return wrap(op, err)
 		}
@@ -480,7 +482,7 @@ func (s *Store) GetFamily(ctx context.Context, fid string) (store.RefreshFamily,
 	if err != nil {
 		return store.RefreshFamily{}, err
 	}
-	if err := s.checkCutoffs(ctx, op, fam); err != nil {
+	if err := s.lookupCutoffs(ctx, op, fam); err != nil {
 		return store.RefreshFamily{}, err
 	}
 	return fam, nil
@@ -498,7 +500,7 @@ func (s *Store) LookupRefresh(ctx context.Context, fid string, h store.Hash) (st
 	if cur != h {
 		return store.RefreshFamily{}, fmt.Errorf("%s: %w", op, store.ErrNotFound)
 	}
-	if err := s.checkCutoffs(ctx, op, fam); err != nil {
+	if err := s.lookupCutoffs(ctx, op, fam); err != nil {
 		return store.RefreshFamily{}, err
 	}
 	return fam, nil
@@ -650,41 +652,53 @@ func (s *Store) DecideDevice(ctx context.Context, fid string, approve bool, subj
 // p.ReuseEvent (ErrReused). ErrNotFound for an unknown code, ErrClientMismatch
 // for another client, ErrExpired past its expiry, ErrRevoked for a revoked
 // family, a client cut-off covering the code, or at redemption a subject
-// cut-off of the approver.
+// cut-off of the approver. The client's cut-off is read in the script's
+// round trip, and the approver's too when p.Cutoffs names them.
 func (s *Store) PollDevice(ctx context.Context, p store.DevicePoll) (store.PollResult, error) {
 	const op = "poll device code"
 	if !validFID(p.FID) {
 		return store.PollResult{}, fmt.Errorf("%s: %w", op, store.ErrNotFound)
 	}
-	ev, err := outboxArgs(p.ReuseEvent)
-	if err != nil {
+	if err := checkEntry(p.ReuseEvent); err != nil {
 		return store.PollResult{}, fmt.Errorf("%s: reuse event: %w", op, err)
 	}
 	k := s.grant(p.FID)
-	index, data := s.outboxKeys()
-	sub := p.Cutoffs.Subject
-	for range maxStaleRetries {
-		status, vals, err := s.run(ctx, op, devicePollScript,
-			[]string{k.dev, k.fam, k.used, k.succ, k.rev, s.subjectCutKey(grantSubjectType, sub), s.clientCutKey(p.ClientID), index, data},
-			string(p.Hash[:]), p.ClientID, ms(nowOr(p.Now)), sub, p.Cutoffs.Skew.Milliseconds(), s.retain.Milliseconds(),
-			ev[0], ev[1], ev[2],
-		)
-		if err != nil {
-			return store.PollResult{}, err
+	keys := []string{k.dev, k.fam, k.sup, k.succ, k.rev, k.outbox}
+	hint := p.Cutoffs.Subject
+	if p.Cutoffs.SubjectType != "" && p.Cutoffs.SubjectType != grantSubjectType {
+		hint = ""
+	}
+	// The first run carries no event: a rotation or redemption queues one
+	// only on reuse, which answers INDEX; the rerun, registered, carries it.
+	version, evID, evValue := "0", "", ""
+	for range maxIndexRetries {
+		reads := s.cutReads(ctx, grantSubjectType, hint, p.ClientID)
+		cmd := evalCmd(ctx, devicePollScript, keys,
+			string(p.Hash[:]), p.ClientID, ms(nowOr(p.Now)), s.retain.Milliseconds(), version, evID, evValue)
+		if err := s.roundTrip(ctx, reads.with(cmd)...); err != nil {
+			return store.PollResult{}, wrap(op, err)
 		}
-		if status == statusStale && len(vals) == 1 {
-			sub = vals[0]
-			continue
-		}
+		status, vals, err := scriptReply(op, cmd)
 		var res store.PollResult
-		switch status {
-		case statusOK:
+		switch {
+		case status == statusIndex:
+			evID, evValue = p.ReuseEvent.ID, entryValue(p.ReuseEvent)
+			if version, err = s.register(ctx, op, p.FID); err != nil {
+				return store.PollResult{}, err
+			}
+			continue
+		case errors.Is(err, store.ErrReused):
+			s.remember(p.ReuseEvent.ID, p.FID)
+			return store.PollResult{}, err
+		case err != nil:
+			return store.PollResult{}, err
+		case status == statusOK:
 			res.Status = store.DeviceApproved
-		case statusPending:
+		case status == statusPending:
 			res.Status = store.DevicePending
-		case statusSlowDown:
+		case status == statusSlowDown:
 			res.Status, res.SlowDown = store.DevicePending, true
-		case statusDenied:
+		case status == statusDenied:
 			res.Status = store.DeviceDenied
 		default:
 			return store.PollResult{}, unexpected(op, status, vals)
@@ -692,9 +706,18 @@ func (s *Store) PollDevice(ctx context.Context, p store.DevicePoll) (store.PollR
 		if res.Code, err = decodeDevice(op, p.FID, vals); err != nil {
 			return store.PollResult{}, err
 		}
+		// The client's cut-off applies at every poll; the approver's at
+		// the redemption, the only poll that hands out a grant.
+		sub := ""
+		if status == statusOK {
+			sub = res.Code.Subject
+		}
+		if err := s.checkCutoffs(ctx, op, p.FID, reads, grantSubjectType, sub, res.Code.CreatedAt, p.Cutoffs.Skew); err != nil {
+			return store.PollResult{}, err
+		}
 		return res, nil
 	}
-	return store.PollResult{}, fmt.Errorf("%s: %w: the approver kept changing", op, store.ErrUnavailable)
+	return store.PollResult{}, errIndexChurn(op)
 }
 
 // seal encrypts a refresh-token successor for the grace window: a random

@@ -153,13 +153,13 @@ func TestGrantKeysShareSlot(t *testing.T) {
 			t.Errorf("key %s is in slot %d, want %d", key, got, want)
 		}
 	}
-	for _, kind := range []string{"code", "fam", "used", "succ", "dev"} {
+	for _, kind := range []string{"code", "fam", "sup", "succ", "dev"} {
 		if !seen[kind] {
 			t.Errorf("the lifecycle wrote no %s key (saw %v)", kind, seen)
 		}
 	}
 	k := s.grant(fid)
-	for _, key := range []string{k.code, k.fam, k.used, k.succ, k.rev, k.dev} {
+	for _, key := range []string{k.code, k.fam, k.sup, k.succ, k.rev, k.dev, k.outbox} {
 		if slot(key) != want {
 			t.Errorf("key %s is not in the family's slot", key)
 		}
@@ -194,7 +194,8 @@ func TestGrantKeysShareSlot(t *testing.T) {
 }
 
 // TestEverythingExpires checks that every key the grant and revocation
-// stores write carries a TTL, except the outbox, which acks empty.
+// stores write carries a TTL once the outbox is drained, except the outbox
+// index's version counter (one key per prefix).
 func TestEverythingExpires(t *testing.T) {
 	s, _ := newTestStore(t)
 	ctx := context.Background()
@@ -212,13 +213,31 @@ func TestEverythingExpires(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	index, data := s.outboxKeys()
+	// Drain the outbox as the relay does: entries acked, then a pass that
+	// finds the shards empty, closes them (they expire) and drops them
+	// from the index.
+	pending, err := s.PendingOutbox(ctx, time.Now().Add(time.Hour), 100)
+	if err != nil || len(pending) != 4 {
+		t.Fatalf("pending: %d entries, %v; want the 4 revocations'", len(pending), err)
+	}
+	for _, e := range pending {
+		if err := s.AckOutbox(ctx, e.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rest, err := s.PendingOutbox(ctx, time.Now().Add(time.Hour), 100); err != nil || len(rest) != 0 {
+		t.Fatalf("pending after acks: %d entries, %v", len(rest), err)
+	}
+	shards, seq := s.indexKeys()
 	for _, key := range scanKeys(t, s) {
-		ttl := s.rdb.PTTL(ctx, key).Val()
-		if key == index || key == data {
+		if key == seq {
 			continue
 		}
-		if ttl <= 0 {
+		if key == shards {
+			t.Errorf("the index still lists %v after the outbox was drained", s.rdb.ZRange(ctx, shards, 0, -1).Val())
+			continue
+		}
+		if ttl := s.rdb.PTTL(ctx, key).Val(); ttl <= 0 {
 			t.Errorf("key %s has no TTL (%v)", key, ttl)
 		}
 	}
@@ -235,6 +254,12 @@ func TestUnavailable(t *testing.T) {
 	now := time.Now()
 	fam := store.RefreshFamily{FID: fid, ClientID: "app", Subject: "alice", SubjectType: "user", CreatedAt: now,
 		AbsoluteExpiresAt: now.Add(time.Hour)}
+	// An entry the store queued, so that it knows its shard and its ack
+	// needs Redis.
+	queued := testEvent(t)
+	if err := s.Revoke(ctx, store.Revocation{Kind: store.RevokeToken, JTI: "queued", Expires: now, Retain: time.Minute}, queued); err != nil {
+		t.Fatal(err)
+	}
 	ops := map[string]func() error{
 		"CreateFamily": func() error { return s.CreateFamily(ctx, fam, h) },
 		"RotateRefresh": func() error {
@@ -260,7 +285,7 @@ func TestUnavailable(t *testing.T) {
 			return err
 		},
 		"PendingOutbox": func() error { _, err := s.PendingOutbox(ctx, now, 10); return err },
-		"AckOutbox":     func() error { return s.AckOutbox(ctx, "x") },
+		"AckOutbox":     func() error { return s.AckOutbox(ctx, queued.ID) },
 	}
 	srv.Stop()
 	for name, op := range ops {
@@ -351,7 +376,7 @@ func TestMemoryPerFamily(t *testing.T) {
 	usage := func(fid string) (total int64, parts map[string]int64) {
 		parts = map[string]int64{}
 		k := s.grant(fid)
-		for name, key := range map[string]string{"fam": k.fam, "used": k.used, "succ": k.succ} {
+		for name, key := range map[string]string{"fam": k.fam, "sup": k.sup, "succ": k.succ} {
 			n, err := s.rdb.MemoryUsage(ctx, key).Result()
 			if errors.Is(err, goredis.Nil) {
 				continue
@@ -448,11 +473,8 @@ func TestSupersededKept(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := s.rdb.ZCard(ctx, s.grant(fid).used).Val(); n != keepSuperseded {
-		t.Fatalf("%d superseded hashes kept, want %d", n, keepSuperseded)
-	}
-	if enc := s.rdb.ObjectEncoding(ctx, s.grant(fid).used).Val(); enc != "listpack" && enc != "ziplist" {
-		t.Errorf("superseded hashes encoded as %s, want the compact listpack", enc)
+	if n := s.rdb.StrLen(ctx, s.grant(fid).sup).Val(); n != keepSuperseded*sha256.Size {
+		t.Fatalf("the ring of superseded hashes holds %d bytes, want %d hashes", n, keepSuperseded)
 	}
 	if err := rotate(toks[0]); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("replay of a token superseded %d rotations ago: %v, want ErrNotFound", len(toks)-1, err)

@@ -1,9 +1,14 @@
-// Package redis is the Redis backend of pkg/store, on go-redis/v9.
+// Package redis is the Redis backend of pkg/store, on go-redis/v9, for a
+// single Redis, Sentinel or Redis Cluster.
 //
 // Every atomic step is one Lua script (redis.NewScript, package-level values)
-// whose keys are all named in KEYS. Keys of one grant share the hash tag
-// {fid}, so its scripts touch a single Redis Cluster slot. Everything that
-// expires carries a TTL. docs/redis.md describes the key schema.
+// whose keys are all named in KEYS and share one hash tag, so every script
+// runs in a single Redis Cluster slot (keys.go): the keys of one grant share
+// {fid}; a revocation's outbox entry goes to a shard tagged like its deny
+// state (outbox.go); cut-offs, which live in other slots, are read in the
+// same round trip as a grant's script and checked by the store (grants.go).
+// Everything that expires carries a TTL. docs/redis.md describes the key
+// schema.
 //
 // New refuses a Redis that may evict keys (maxmemory-policy other than
 // noeviction): an evicted revocation would bring a revoked token back.
@@ -15,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -33,6 +39,13 @@ type Store struct {
 	// (grants.go).
 	retain   time.Duration
 	maxGrant time.Duration
+	// batch coalesces concurrent round trips (batch.go); nil when off.
+	batch    *batcher
+	batching bool
+	// shards remembers the outbox shard of the entries this store queued
+	// or read, for AckOutbox, which is given only an id (outbox.go).
+	shardsMu sync.Mutex
+	shards   map[string]string
 }
 
 var _ store.Store = (*Store)(nil)
@@ -47,12 +60,18 @@ func WithPrefix(prefix string) Option { return func(s *Store) { s.prefix = prefi
 // WithLogger sets the logger (default: no-op).
 func WithLogger(l *zap.Logger) Option { return func(s *Store) { s.log = l } }
 
+// WithoutBatching sends every round trip on its own instead of coalescing
+// concurrent ones into pipelines (batch.go). Batching is on by default: it
+// is what lets a small box reach the throughput in docs/redis.md.
+func WithoutBatching() Option { return func(s *Store) { s.batching = false } }
+
 // New returns a Store on rdb. aead seals the refresh-token successors kept
 // for the grace window (the fid is the associated data); it is required.
 // New checks that Redis never evicts and warns when it persists nothing.
 func New(ctx context.Context, rdb goredis.UniversalClient, aead cipher.AEAD, opts ...Option) (*Store, error) {
 	s := &Store{rdb: rdb, prefix: "valet:", aead: aead, log: zap.NewNop(),
-		retain: defaultDenyRetention, maxGrant: defaultMaxGrantLifetime}
+		retain: defaultDenyRetention, maxGrant: defaultMaxGrantLifetime, batching: true,
+		shards: map[string]string{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -67,6 +86,9 @@ func New(ctx context.Context, rdb goredis.UniversalClient, aead cipher.AEAD, opt
 	}
 	if err := s.checkServer(ctx); err != nil {
 		return nil, err
+	}
+	if s.batching {
+		s.batch = newBatcher(rdb)
 	}
 	return s, nil
 }
@@ -110,18 +132,13 @@ func (s *Store) Ping(ctx context.Context) error {
 // the same Redis under the same prefix (users, login rate limits).
 func (s *Store) Client() goredis.UniversalClient { return s.rdb }
 
-// Close closes the client.
-func (s *Store) Close() error { return s.rdb.Close() }
-
-// key joins the prefix and parts with ':'.
-func (s *Store) key(parts ...string) string {
-	return s.prefix + strings.Join(parts, ":")
-}
-
-// tagged returns the key of a grant's record: every key of one family shares
-// the hash tag {fid}.
-func (s *Store) tagged(fid, kind string) string {
-	return s.prefix + "{" + fid + "}:" + kind
+// Close stops the batcher, once the round trips in flight are answered, and
+// closes the client.
+func (s *Store) Close() error {
+	if s.batch != nil {
+		s.batch.close()
+	}
+	return s.rdb.Close()
 }
 
 // wrap turns a go-redis error into a store error: redis.Nil is ErrNotFound,

@@ -125,7 +125,7 @@ func TestRegistryKeySchema(t *testing.T) {
 // TestRegistryCorruptCutoff checks that a cut-off Valet cannot read makes
 // sessions and consents unavailable, never valid.
 func TestRegistryCorruptCutoff(t *testing.T) {
-	s, srv := newTestStore(t)
+	s, _ := newTestStore(t)
 	ctx := t.Context()
 	now := time.Now().UTC()
 	h := store.Hash{1}
@@ -135,8 +135,8 @@ func TestRegistryCorruptCutoff(t *testing.T) {
 	if err := s.PutConsent(ctx, store.Consent{Subject: "bob", ClientID: "app", CreatedAt: now}, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"cut:sub:user:alice", "cut:client:app"} {
-		if err := s.rdb.Set(ctx, srv.Key(k), "not-a-time", time.Hour).Err(); err != nil {
+	for _, k := range []string{s.subjectCutKey("user", "alice"), s.clientCutKey("app")} {
+		if err := s.rdb.Set(ctx, k, "not-a-time", time.Hour).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -81,19 +81,34 @@ func TestDenyStateTTLs(t *testing.T) {
 		t.Fatal("replay of generation 1 succeeded")
 	}
 	near(t, "reuse mark (deny retention)", s.rdb.PTTL(ctx, s.grant(reused).rev).Val(), 20*time.Minute)
-	near(t, "superseded hashes after reuse", s.rdb.PTTL(ctx, s.grant(reused).used).Val(), 20*time.Minute)
+	near(t, "superseded hashes after reuse", s.rdb.PTTL(ctx, s.grant(reused).sup).Val(), 20*time.Minute)
 	if n := s.rdb.Exists(ctx, s.grant(reused).fam, s.grant(reused).succ).Val(); n != 0 {
 		t.Errorf("%d family records left after reuse", n)
 	}
 }
 
-// TestOutboxKeysShareSlot: the outbox index and entries are changed together
-// (ack is a MULTI), so they must share a slot.
+// TestOutboxKeysShareSlot: each revocation's deny state and its outbox shard
+// are written by one script, so they must share a slot, whatever the ids
+// hold; so must the index keys (outbox_register.lua).
 func TestOutboxKeysShareSlot(t *testing.T) {
 	s, _ := newTestStore(t)
-	index, data := s.outboxKeys()
-	if slot(index) != slot(data) {
-		t.Fatalf("%s and %s are in different slots", index, data)
+	shards, seq := s.indexKeys()
+	if slot(shards) != slot(seq) {
+		t.Fatalf("%s and %s are in different slots", shards, seq)
+	}
+	for _, id := range []string{"plain", "with}brace", "{tagged}", "}{", "a:b", "", "sp ace", "{}"} {
+		for name, pair := range map[string][2]string{
+			"jti":     {s.jtiKey(id), s.shardKey(jtiTag(id))},
+			"subject": {s.subjectCutKey("user", id), s.shardKey(subjectTag("user", id))},
+			"client":  {s.clientCutKey(id), s.shardKey(clientTag(id))},
+		} {
+			if slot(pair[0]) != slot(pair[1]) {
+				t.Errorf("%s %q: %s and %s are in different slots", name, id, pair[0], pair[1])
+			}
+		}
+	}
+	if s.subjectCutKey("user", "a:b") == s.subjectCutKey("user:a", "b") {
+		t.Error("subject keys collide across the type separator")
 	}
 }
 
@@ -128,30 +143,50 @@ func TestMemoryPerRevocation(t *testing.T) {
 	for i := range data {
 		data[i] = 'x'
 	}
-	e := store.OutboxEntry{ID: testFID(t), Subject: "valet.token.revoked", Data: data, CreatedAt: now}
 	for _, r := range []store.Revocation{
 		{Kind: store.RevokeToken, JTI: jti, Expires: now.Add(5 * time.Minute), Retain: 15 * time.Minute},
 		{Kind: store.RevokeFamily, FID: fid, Retain: 15 * time.Minute},
 		{Kind: store.RevokeSubject, SubjectType: "user", Subject: "248289761001", Cutoff: now, Retain: 15 * time.Minute},
 		{Kind: store.RevokeClient, ClientID: "my-mobile-app", Cutoff: now, Retain: 15 * time.Minute},
 	} {
+		e := store.OutboxEntry{ID: testFID(t), Subject: "valet.token.revoked", Data: data, CreatedAt: now}
 		if err := s.Revoke(ctx, r, e); err != nil {
 			t.Fatal(err)
 		}
 	}
-	index, outbox := s.outboxKeys()
-	for name, key := range map[string]string{
-		"jti mark":       s.jtiKey(jti),
-		"family mark":    s.grant(fid).rev,
-		"subject cutoff": s.subjectCutKey("user", "248289761001"),
-		"client cutoff":  s.clientCutKey("my-mobile-app"),
-		"outbox index":   index,
-		"outbox data":    outbox,
-	} {
+	shards, _ := s.indexKeys()
+	usage := func(name, key string) {
+		t.Helper()
 		n, err := s.rdb.MemoryUsage(ctx, key).Result()
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 		t.Logf("%s: %d bytes", name, n)
 	}
+	for name, key := range map[string]string{
+		"jti mark":                       s.jtiKey(jti),
+		"family mark":                    s.grant(fid).rev,
+		"subject cutoff":                 s.subjectCutKey("user", "248289761001"),
+		"client cutoff":                  s.clientCutKey("my-mobile-app"),
+		"outbox index (4 shards)":        shards,
+		"outbox shard (1 entry)":         s.shardKey(jtiTag(jti)),
+		"outbox shard (family, 1 entry)": s.grant(fid).outbox,
+	} {
+		usage(name, key)
+	}
+	// Once relayed: the shard keeps only its close version, for
+	// closedShardTTL, and the index forgets it.
+	got, err := s.PendingOutbox(ctx, now.Add(time.Hour), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range got {
+		if err := s.AckOutbox(ctx, e.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.PendingOutbox(ctx, now.Add(time.Hour), 10); err != nil {
+		t.Fatal(err)
+	}
+	usage("closed outbox shard", s.shardKey(jtiTag(jti)))
 }

@@ -9,6 +9,7 @@ import (
 	_ "embed"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -27,6 +28,8 @@ var (
 	luaFamilyCreate string
 	//go:embed family_rotate.lua
 	luaFamilyRotate string
+	//go:embed grant_kill.lua
+	luaGrantKill string
 	//go:embed device_create.lua
 	luaDeviceCreate string
 	//go:embed device_decide.lua
@@ -39,33 +42,50 @@ var (
 	luaRevokeFamily string
 	//go:embed revoke_cutoff.lua
 	luaRevokeCutoff string
-	//go:embed outbox_pending.lua
-	luaOutboxPending string
+	//go:embed outbox_register.lua
+	luaOutboxRegister string
+	//go:embed outbox_read.lua
+	luaOutboxRead string
+	//go:embed outbox_forget.lua
+	luaOutboxForget string
 )
 
-// The scripts, run with Run (EVALSHA, EVAL when Redis lost its script cache).
+// luaConstants are the constants common.lua and the scripts read, written
+// from the Go values so that both sides agree.
+var luaConstants = fmt.Sprintf("local SUPERSEDED_KEPT = %d\nlocal OUTBOX_CLOSED = %q\nlocal OUTBOX_MAX_AGE = %d\n",
+	keepSuperseded, outboxClosedField, registrationMaxAge.Milliseconds())
+
+func newScript(body string) *goredis.Script {
+	return goredis.NewScript(luaConstants + luaCommon + body)
+}
+
+// The scripts, run with EVALSHA, and EVAL when Redis lost its script cache.
 var (
-	codeCreateScript    = goredis.NewScript(luaCommon + luaCodeCreate)
-	codeRedeemScript    = goredis.NewScript(luaCommon + luaCodeRedeem)
-	familyCreateScript  = goredis.NewScript(luaCommon + luaFamilyCreate)
-	familyRotateScript  = goredis.NewScript(luaCommon + luaFamilyRotate)
-	deviceCreateScript  = goredis.NewScript(luaCommon + luaDeviceCreate)
-	deviceDecideScript  = goredis.NewScript(luaCommon + luaDeviceDecide)
-	devicePollScript    = goredis.NewScript(luaCommon + luaDevicePoll)
-	revokeTokenScript   = goredis.NewScript(luaCommon + luaRevokeToken)
-	revokeFamilyScript  = goredis.NewScript(luaCommon + luaRevokeFamily)
-	revokeCutoffScript  = goredis.NewScript(luaCommon + luaRevokeCutoff)
-	outboxPendingScript = goredis.NewScript(luaCommon + luaOutboxPending)
+	codeCreateScript     = newScript(luaCodeCreate)
+	codeRedeemScript     = newScript(luaCodeRedeem)
+	familyCreateScript   = newScript(luaFamilyCreate)
+	familyRotateScript   = newScript(luaFamilyRotate)
+	grantKillScript      = newScript(luaGrantKill)
+	deviceCreateScript   = newScript(luaDeviceCreate)
+	deviceDecideScript   = newScript(luaDeviceDecide)
+	devicePollScript     = newScript(luaDevicePoll)
+	revokeTokenScript    = newScript(luaRevokeToken)
+	revokeFamilyScript   = newScript(luaRevokeFamily)
+	revokeCutoffScript   = newScript(luaRevokeCutoff)
+	outboxRegisterScript = newScript(luaOutboxRegister)
+	outboxReadScript     = newScript(luaOutboxRead)
+	outboxForgetScript   = newScript(luaOutboxForget)
 )
 
 // Statuses, the first element of every script reply.
 const (
 	statusOK       = "OK"
-	statusStale    = "STALE"    // the cut-off key hints were wrong; nothing was written
+	statusIndex    = "INDEX"    // the outbox shard must be registered first (outbox.go)
 	statusGrace    = "GRACE"    // family_rotate: a grace replay
 	statusPending  = "PENDING"  // device_poll
 	statusSlowDown = "SLOWDOWN" // device_poll
 	statusDenied   = "DENIED"   // device_poll
+	statusClosed   = "CLOSED"   // outbox_read
 )
 
 // statusErrs maps the failure statuses to the store's sentinels.
@@ -80,20 +100,113 @@ var statusErrs = map[string]error{
 	"SCOPE":    store.ErrInvalidScope,
 }
 
-// maxStaleRetries bounds the reruns of a redemption whose cut-off key hints
-// were wrong: one rerun with the record's own subject always suffices, unless
-// the record changed in between.
-const maxStaleRetries = 3
+// maxIndexRetries bounds the reruns of a step whose outbox shard had to be
+// registered (again): one registration suffices unless the relay closes the
+// shard in between, or the step took longer than registrationMaxAge.
+const maxIndexRetries = 3
 
-// run runs a script and types its reply at once: a status and string values.
-// A context error is returned as is; any other failure, a script error or a
-// reply of an unexpected shape is store.ErrUnavailable. A failure status is
-// returned as its sentinel.
-func (s *Store) run(ctx context.Context, op string, sc *goredis.Script, keys []string, args ...any) (status string, vals []string, err error) {
-	if err := ctx.Err(); err != nil {
-		return "", nil, fmt.Errorf("%s: %w", op, err)
+// evalCmd returns the EVALSHA of sc, not sent yet: it goes into a round
+// trip with the reads it needs (roundTrip).
+// Its reply is read straight into strings: every script answers an array of
+// strings.
+func evalCmd(ctx context.Context, sc *goredis.Script, keys []string, args ...any) *goredis.StringSliceCmd {
+	a := make([]any, 0, 3+len(keys)+len(args))
+	a = append(a, "evalsha", sc.Hash(), len(keys))
+	for _, k := range keys {
+		a = append(a, k)
 	}
-	res, err := sc.Run(ctx, s.rdb, keys, args...).StringSlice()
+	a = append(a, args...)
+	return goredis.NewStringSliceCmd(ctx, a...)
+}
+
+// isNoScript reports whether err is Redis's NOSCRIPT: the script was not in
+// the server's cache (a restart, SCRIPT FLUSH, a new Cluster node) and did not
+// run. It looks at the message first: the common errors (none, redis.Nil)
+// cost nothing then.
+func isNoScript(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") && goredis.HasErrorPrefix(err, "NOSCRIPT")
+}
+
+// scriptsByHash finds a script from its EVALSHA, to load it after NOSCRIPT.
+var scriptsByHash = func() map[string]*goredis.Script {
+	m := map[string]*goredis.Script{}
+	for _, sc := range []*goredis.Script{codeCreateScript, codeRedeemScript, familyCreateScript, familyRotateScript,
+		grantKillScript, deviceCreateScript, deviceDecideScript, devicePollScript, revokeTokenScript,
+		revokeFamilyScript, revokeCutoffScript, outboxRegisterScript, outboxReadScript, outboxForgetScript} {
+		m[sc.Hash()] = sc
+	}
+	return m
+}()
+
+// roundTrip sends cmds in one round trip (in order, on one connection, on a
+// single Redis; grouped by node on Cluster), through the batcher when there
+// is one. An EVALSHA that meets NOSCRIPT did not run (a restart, SCRIPT
+// FLUSH, a new Cluster node): the script is loaded (on every node of a
+// Cluster) and the round trip sent again, reads included, so that they stay
+// as fresh as the script's run. It returns an error only when nothing could
+// be sent (context done, store closed); each command carries its own error.
+func (s *Store) roundTrip(ctx context.Context, cmds ...goredis.Cmder) error {
+	if err := s.send(ctx, cmds); err != nil {
+		return err
+	}
+	missing := false
+	for _, c := range cmds {
+		if isNoScript(c.Err()) {
+			missing = true
+			if sc := scriptsByHash[fmt.Sprint(c.Args()[1])]; sc != nil {
+				if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+					// The command keeps its NOSCRIPT error: unavailable.
+					return ctx.Err()
+				}
+			}
+		}
+	}
+	if !missing {
+		return nil
+	}
+	for _, c := range cmds {
+		c.SetErr(nil)
+	}
+	return s.send(ctx, cmds)
+}
+
+// send is one round trip of cmds, batched with other callers' when the
+// batcher runs.
+func (s *Store) send(ctx context.Context, cmds []goredis.Cmder) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.batch != nil {
+		return s.batch.do(ctx, cmds)
+	}
+	if len(cmds) == 1 {
+		_ = s.rdb.Process(ctx, cmds[0])
+		return nil
+	}
+	_, _ = s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for _, c := range cmds {
+			_ = p.Process(ctx, c)
+		}
+		return nil
+	})
+	return nil
+}
+
+// run runs a script alone and types its reply at once (scriptReply).
+func (s *Store) run(ctx context.Context, op string, sc *goredis.Script, keys []string, args ...any) (status string, vals []string, err error) {
+	cmd := evalCmd(ctx, sc, keys, args...)
+	if err := s.roundTrip(ctx, cmd); err != nil {
+		return "", nil, wrap(op, err)
+	}
+	return scriptReply(op, cmd)
+}
+
+// scriptReply types a script's reply: a status and string values. A context
+// error is returned as is; any other failure, a script error or a reply of an
+// unexpected shape is store.ErrUnavailable. A failure status is returned as
+// its sentinel.
+func scriptReply(op string, cmd *goredis.StringSliceCmd) (status string, vals []string, err error) {
+	res, err := cmd.Result()
 	if err != nil {
 		return "", nil, wrap(op, err)
 	}
