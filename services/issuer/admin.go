@@ -54,6 +54,7 @@ import (
 
 	"github.com/valetauth/valet/events"
 	"github.com/valetauth/valet/pkg/adminauth"
+	"github.com/valetauth/valet/pkg/clientevent"
 	"github.com/valetauth/valet/pkg/config"
 	"github.com/valetauth/valet/pkg/oautherr"
 	"github.com/valetauth/valet/pkg/revoke"
@@ -416,11 +417,11 @@ func validScope(s string) bool {
 	return true
 }
 
+// publish announces a registry change with the admin client as actor
+// (pkg/clientevent, shared with declarative bootstrap); false means the
+// change stands but its event is pending.
 func (a *adminAPI) publish(ctx context.Context, c echo.Context, p events.Payload) bool {
-	e, err := events.New(events.NewID(), a.source, a.now(), p)
-	if err == nil {
-		err = a.d.Publisher.Publish(ctx, e.WithActor(adminauth.Actor(c.Request().Context())))
-	}
+	err := clientevent.Publish(ctx, a.d.Publisher, a.source, adminauth.Actor(c.Request().Context()), a.now(), p)
 	if err != nil {
 		a.log.Warn("admin change stored but its event is not published", zap.String("event", string(p.EventType())), zap.Error(err))
 		return false
@@ -597,7 +598,7 @@ func (a *adminAPI) createClient(c echo.Context) error {
 	a.d.Cache.Evict(cl.ID)
 	v := clientView(cl)
 	v.Secret = clear
-	v.EventPending = !a.publish(ctx, c, &events.ClientUpdated{ClientID: cl.ID, Version: cl.Version})
+	v.EventPending = !a.publish(ctx, c, clientevent.Updated(cl.ID, cl.Version))
 	return a.reply(c, "client.create", cl.ID, http.StatusCreated, v, nil)
 }
 
@@ -642,7 +643,7 @@ func (a *adminAPI) updateClient(c echo.Context) error {
 	}
 	a.d.Cache.Evict(id)
 	v := clientView(saved)
-	v.EventPending = !a.publish(ctx, c, &events.ClientUpdated{ClientID: id, Version: saved.Version})
+	v.EventPending = !a.publish(ctx, c, clientevent.Updated(id, saved.Version))
 	return a.reply(c, "client.update", id, http.StatusOK, v, nil)
 }
 
@@ -724,11 +725,11 @@ func (a *adminAPI) rotateSecret(c echo.Context) error {
 	a.d.Cache.Evict(id)
 	v := clientView(saved)
 	v.Secret = clear
-	var pe int64
+	var prevExpires time.Time
 	if ttl > 0 {
-		pe = expires.Unix()
+		prevExpires = expires
 	}
-	v.EventPending = !a.publish(ctx, c, &events.ClientSecretRotated{ClientID: id, PreviousExpires: pe})
+	v.EventPending = !a.publish(ctx, c, clientevent.SecretRotated(id, prevExpires))
 	return a.reply(c, "client.rotate_secret", id, http.StatusOK, v, nil)
 }
 
@@ -741,7 +742,7 @@ func (a *adminAPI) disableClient(c echo.Context) error {
 	}
 	a.d.Cache.Evict(id)
 	v := clientView(saved)
-	v.EventPending = !a.publish(ctx, c, &events.ClientUpdated{ClientID: id, Version: saved.Version})
+	v.EventPending = !a.publish(ctx, c, clientevent.Updated(id, saved.Version))
 	// The cut-off comes after the store says disabled: no token issued
 	// after it can predate it.
 	if err := a.d.Revoker.Client(ctx, id, a.now(), events.ReasonAdmin, adminauth.Actor(ctx)); err != nil {
@@ -757,7 +758,7 @@ func (a *adminAPI) deleteClient(c echo.Context) error {
 		return a.reply(c, "client.delete", id, 0, nil, storeErr(err))
 	}
 	a.d.Cache.Evict(id)
-	pending := !a.publish(ctx, c, &events.ClientDeleted{ClientID: id})
+	pending := !a.publish(ctx, c, clientevent.Deleted(id))
 	// Tokens of a deleted client must not outlive it at the edges.
 	if err := a.d.Revoker.Client(ctx, id, a.now(), events.ReasonAdmin, adminauth.Actor(ctx)); err != nil {
 		return a.reply(c, "client.delete", id, 0, nil, storeErr(err))
