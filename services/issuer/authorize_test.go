@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"html"
 	"io"
 	"net/http"
@@ -625,5 +626,38 @@ func TestFormsCSRF(t *testing.T) {
 	}
 	if p := get(t, c, conf.AuthCodeURL("s3", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()))); p.status != 200 || !strings.Contains(p.body, `id="password"`) {
 		t.Fatalf("after logout: %d", p.status)
+	}
+}
+
+// TestRefreshAfterSubjectRevocation: a subject cut-off ends a family whose
+// rotations this replica has seen (so the next rotation passes the subject
+// as a hint and reads the cut-off in the same round trip): the refresh after
+// the revocation is invalid_grant, and the family is revoked.
+func TestRefreshAfterSubjectRevocation(t *testing.T) {
+	a := newAuthHarness(t)
+	ctx := context.Background()
+	tok := a.webTokens(t)
+	fid := tok.RefreshToken[4:26]
+	r1 := a.refresh(tok.RefreshToken, nil)
+	if r1.Status != 200 {
+		t.Fatalf("first rotation: %d %s", r1.Status, r1.Raw)
+	}
+	rt1, _ := r1.Body["refresh_token"].(string)
+	fam, err := a.st.GetFamily(ctx, fid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, err := revoke.New(revoke.Config{Source: testIssuer, Prefix: a.prefix, Retain: 20 * time.Minute}, a.st, a.pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rev.Subject(ctx, fam.SubjectType, fam.Subject, a.clock.Now(), events.ReasonAdmin, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if r := a.refresh(rt1, nil); r.Status != 400 || r.code() != "invalid_grant" {
+		t.Fatalf("refresh after the subject's revocation: %d %s", r.Status, r.Raw)
+	}
+	if _, err := a.st.GetFamily(ctx, fid); !errors.Is(err, store.ErrRevoked) {
+		t.Fatalf("family after the refused refresh: %v, want ErrRevoked", err)
 	}
 }

@@ -51,6 +51,7 @@ type userGrants struct {
 	grants  Grants
 	revoker FamilyRevoker
 	audit   *auditQueue
+	hints   *hintCache
 	log     *zap.Logger
 	source  string
 	skew    time.Duration
@@ -70,7 +71,7 @@ func newUserGrants(cfg *config.Config, deps Deps, t *tokenEndpoint) (*userGrants
 	}
 	tc := cfg.Tokens
 	g := &userGrants{
-		t: t, grants: deps.Grants, revoker: deps.Revoker, log: deps.Logger,
+		t: t, grants: deps.Grants, revoker: deps.Revoker, log: deps.Logger, hints: newHintCache(hintCacheSize),
 		source: cfg.Issuer, skew: tc.ClockSkew,
 		idle: tc.RefreshIdleLifetime, absolute: tc.RefreshAbsoluteLifetime,
 		graceConf: tc.RefreshGraceConfidential, gracePublic: tc.RefreshGracePublic, maxReplays: tc.RefreshGraceMaxReplays,

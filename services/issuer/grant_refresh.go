@@ -59,9 +59,13 @@ func (h *refreshGrant) handle(ctx context.Context, req *tokenRequest) (issued, e
 	if cl.Type == store.Public {
 		grace = g.gracePublic
 	}
+	cut := g.cutoffs(cl.ID, "")
+	if h, ok := g.hints.get(p.FID); ok {
+		cut.SubjectType, cut.Subject = h.typ, h.sub
+	}
 	res, err := g.grants.RotateRefresh(ctx, store.Rotation{
 		FID: p.FID, Presented: p.Hash, ClientID: cl.ID, Successor: succ.Value, Scopes: narrowed,
-		Now: req.now, Grace: grace, MaxGraceReplays: g.maxReplays, ReuseEvent: ev, Cutoffs: g.cutoffs(cl.ID, ""),
+		Now: req.now, Grace: grace, MaxGraceReplays: g.maxReplays, ReuseEvent: ev, Cutoffs: cut,
 	})
 	switch {
 	case errors.Is(err, store.ErrReused):
@@ -77,6 +81,7 @@ func (h *refreshGrant) handle(ctx context.Context, req *tokenRequest) (issued, e
 		g.rotated.Inc()
 	}
 	fam := res.Family
+	g.hints.put(p.FID, subjectHint{typ: fam.SubjectType, sub: fam.Subject})
 	g.publishAudit(&events.FamilyRotated{FID: p.FID, Generation: max(fam.Generation, 1), Grace: res.GraceReplay})
 	rs, err := g.t.clients.ResourceServer(ctx, fam.Resource)
 	switch {
