@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"reflect"
 	"strings"
+	"sync/atomic"
+	"time"
 	"unicode/utf8"
 )
 
@@ -134,16 +136,20 @@ func decodeFast(b []byte) (Event, bool) {
 	env := Envelope{
 		SpecVersion:     internString(str(envSpecVersion)),
 		ID:              string(str(envID)),
-		Source:          string(str(envSource)),
+		Source:          sources.intern(str(envSource)),
 		Type:            ft.typ,
 		SchemaVersion:   internString(str(envSchemaVersion)),
 		Actor:           internString(str(envActor)),
 		DataContentType: internString(str(envDataContentType)),
 		Data:            append(json.RawMessage(nil), str(envData)...),
 	}
-	// Exactly what encoding/json does with it: the quoted bytes, as they are.
-	if err := env.Time.UnmarshalJSON(b[span[envTime][0]-1 : span[envTime][1]+1]); err != nil {
-		return Event{}, false
+	// Exactly what encoding/json does with it: the quoted bytes, as they
+	// are; parseTimeUTC takes the form Encode writes.
+	var ok bool
+	if env.Time, ok = parseTimeUTC(str(envTime)); !ok {
+		if err := env.Time.UnmarshalJSON(b[span[envTime][0]-1 : span[envTime][1]+1]); err != nil {
+			return Event{}, false
+		}
 	}
 	if env.validate() != nil || p.validate() != nil {
 		return Event{}, false
@@ -170,10 +176,36 @@ const (
 var envNames = [envFields]string{"specversion", "id", "source", "type", "schemaversion", "time", "actor", "datacontenttype", "data"}
 
 func envField(key []byte) int {
-	for f, name := range envNames {
-		if string(key) == name {
-			return f
+	// One comparison per key, chosen by its length and first byte, rather
+	// than one per name: this runs for every attribute of every event.
+	f := -1
+	switch len(key) {
+	case 2:
+		f = envID
+	case 4:
+		switch key[0] {
+		case 't':
+			if key[1] == 'y' {
+				f = envType
+			} else {
+				f = envTime
+			}
+		case 'd':
+			f = envData
 		}
+	case 5:
+		f = envActor
+	case 6:
+		f = envSource
+	case 11:
+		f = envSpecVersion
+	case 13:
+		f = envSchemaVersion
+	case 15:
+		f = envDataContentType
+	}
+	if f >= 0 && string(key) == envNames[f] {
+		return f
 	}
 	return -1
 }
@@ -676,4 +708,87 @@ func skipDigits(b []byte, i int) int {
 		i++
 	}
 	return i
+}
+
+// sourceCache returns the string of the last source it was given again
+// rather than allocating another: a stream's events nearly all come from one
+// cluster, so one entry is enough. It is safe for concurrent use.
+type sourceCache struct {
+	last atomic.Pointer[string]
+}
+
+// sources is shared by every decoder: what it holds is an immutable string.
+var sources sourceCache
+
+func (c *sourceCache) intern(v []byte) string {
+	if p := c.last.Load(); p != nil && *p == string(v) {
+		return *p
+	}
+	s := string(v)
+	c.last.Store(&s)
+	return s
+}
+
+// parseTimeUTC parses a UTC RFC 3339 time of the form time.Time's
+// MarshalJSON writes for one, "2006-01-02T15:04:05Z" with 0 to 9 fraction
+// digits, into exactly the value time.Time's UnmarshalJSON returns for it.
+// It reports ok == false for anything else (other offsets, out-of-range
+// fields, other spellings), which the caller hands to UnmarshalJSON.
+func parseTimeUTC(v []byte) (time.Time, bool) {
+	// 2006-01-02T15:04:05Z
+	// 01234567890123456789
+	if len(v) < 20 || v[4] != '-' || v[7] != '-' || v[10] != 'T' || v[13] != ':' || v[16] != ':' || v[len(v)-1] != 'Z' {
+		return time.Time{}, false
+	}
+	year, ok1 := digitsAt(v, 0, 4)
+	month, ok2 := digitsAt(v, 5, 2)
+	day, ok3 := digitsAt(v, 8, 2)
+	hour, ok4 := digitsAt(v, 11, 2)
+	minute, ok5 := digitsAt(v, 14, 2)
+	sec, ok6 := digitsAt(v, 17, 2)
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || !ok6 ||
+		month < 1 || month > 12 || day < 1 || day > daysIn(time.Month(month), year) ||
+		hour > 23 || minute > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	nsec := 0
+	if frac := v[19 : len(v)-1]; len(frac) > 0 {
+		// A '.' and 1 to 9 digits.
+		if frac[0] != '.' || len(frac) < 2 || len(frac) > 10 {
+			return time.Time{}, false
+		}
+		n, ok := digitsAt(frac, 1, len(frac)-1)
+		if !ok {
+			return time.Time{}, false
+		}
+		for range 10 - len(frac) {
+			n *= 10
+		}
+		nsec = n
+	}
+	return time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC), true
+}
+
+// digitsAt returns the decimal number in v[i:i+n], all digits.
+func digitsAt(v []byte, i, n int) (int, bool) {
+	x := 0
+	for _, c := range v[i : i+n] {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		x = x*10 + int(c-'0')
+	}
+	return x, true
+}
+
+// daysIn returns the number of days in month m of year y (proleptic
+// Gregorian calendar, as package time counts).
+func daysIn(m time.Month, y int) int {
+	if m == time.February {
+		if y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+			return 29
+		}
+		return 28
+	}
+	return 31 - int(m-1)%7%2
 }

@@ -8,7 +8,9 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // FuzzDecodeFastMatchesSlow checks that Decode, with its fast path, agrees
@@ -100,6 +102,20 @@ func fastSeeds(t testing.TB) []fastSeed {
 		{"schemaversion 01.12", []byte(rep(tr, `"schemaversion":"1.0"`, `"schemaversion":"01.12"`, 1)), "accept"},
 		{"time with an offset", []byte(rep(tr, `.412Z"`, `.412+01:00"`, 1)), "accept"},
 		{"time with a zero offset", []byte(rep(tr, `.412Z"`, `.412+00:00"`, 1)), "accept"},
+		{"time without a fraction", []byte(rep(tr, `.412Z"`, `Z"`, 1)), "accept"},
+		{"time in nanoseconds", []byte(rep(tr, `.412Z"`, `.412000001Z"`, 1)), "accept"},
+		{"time with ten fraction digits", []byte(rep(tr, `.412Z"`, `.4120000019Z"`, 1)), "accept"},
+		{"time with a comma", []byte(rep(tr, `.412Z"`, `,412Z"`, 1)), "accept"},
+		{"time on 29 February", []byte(rep(tr, `2026-11-25T`, `2024-02-29T`, 1)), "accept"},
+		{"time on 29 February 2100", []byte(rep(tr, `2026-11-25T`, `2100-02-29T`, 1)), "decline"},
+		{"time on 31 April", []byte(rep(tr, `2026-11-25T`, `2026-04-31T`, 1)), "decline"},
+		{"time at 24:00", []byte(rep(tr, `T19:52:03`, `T24:00:00`, 1)), "decline"},
+		{"time at a leap second", []byte(rep(tr, `T19:52:03`, `T23:59:60`, 1)), "decline"},
+		{"time in year 0", []byte(rep(tr, `2026-11-25T`, `0000-01-01T`, 1)), "accept"},
+		{"time with a lower-case z", []byte(rep(tr, `.412Z"`, `.412z"`, 1)), "decline"},
+		{"time with a lower-case t", []byte(rep(tr, `2026-11-25T`, `2026-11-25t`, 1)), "decline"},
+		{"time with a space", []byte(rep(tr, `2026-11-25T`, `2026-11-25 `, 1)), "decline"},
+		{"time with an empty fraction", []byte(rep(tr, `.412Z"`, `.Z"`, 1)), "decline"},
 		{"exp of 18 digits", []byte(rep(tr, `"exp":`, `"exp":123456789012345678,"x":`, 1)), "accept"},
 		{"grace true", []byte(rot), "accept"},
 		{"grace false", []byte(rep(rot, `"grace":true`, `"grace":false`, 1)), "accept"},
@@ -399,4 +415,111 @@ func TestDecodeFastMatchesSlowGenerated(t *testing.T) {
 		t.Errorf("decodeFast took %d of %d generated events; the generator no longer exercises both paths", fast, n)
 	}
 	t.Logf("decodeFast took %d of %d generated events", fast, n)
+}
+
+// FuzzParseTimeUTC checks that parseTimeUTC, decodeFast's parser of the time
+// attribute, returns exactly what time.Time's UnmarshalJSON does whenever it
+// accepts.
+func FuzzParseTimeUTC(f *testing.F) {
+	for _, seed := range []string{
+		"2026-11-25T19:52:03.412Z", "2026-11-25T19:52:03Z", "2026-11-25T19:52:03.123456789Z",
+		"2026-11-25T19:52:03.1234567891Z", "2024-02-29T00:00:00Z", "2100-02-29T00:00:00Z",
+		"2026-04-31T00:00:00Z", "0000-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999Z",
+		"2026-11-25T24:00:00Z", "2026-11-25T23:59:60Z", "2026-13-01T00:00:00Z", "2026-00-01T00:00:00Z",
+		"2026-11-25T19:52:03.Z", "2026-11-25T19:52:03,5Z", "2026-11-25T19:52:03+01:00", "-001-11-25T19:52:03Z",
+		"2026-11-25t19:52:03z", "+026-11-25T19:52:03Z", "2026-11-25T19:52:03.4 Z",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, v []byte) {
+		got, ok := parseTimeUTC(v)
+		if !ok {
+			return
+		}
+		var want time.Time
+		quoted := append(append([]byte{'"'}, v...), '"')
+		if err := want.UnmarshalJSON(quoted); err != nil {
+			t.Fatalf("parseTimeUTC accepts %q, UnmarshalJSON refuses it: %v", v, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("parseTimeUTC(%q) = %#v, UnmarshalJSON gives %#v", v, got, want)
+		}
+	})
+}
+
+// TestParseTimeUTCTakesWhatMarshalWrites checks that the times Encode writes
+// (time.Time's MarshalJSON of a UTC time, 0 to 9 fraction digits) take
+// parseTimeUTC rather than the slower UnmarshalJSON.
+func TestParseTimeUTCTakesWhatMarshalWrites(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 10000 {
+		at := time.Unix(rng.Int64N(253402300799), 0).UTC()
+		switch i % 4 {
+		case 1:
+			at = at.Add(time.Duration(rng.Int64N(1e9)))
+		case 2:
+			at = at.Add(time.Duration(rng.Int64N(1000)) * time.Millisecond)
+		case 3:
+			at = at.Add(time.Duration(rng.Int64N(1e6)) * time.Microsecond)
+		}
+		b, err := at.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := parseTimeUTC(b[1 : len(b)-1])
+		if !ok {
+			t.Fatalf("parseTimeUTC declines %s", b)
+		}
+		var want time.Time
+		if err := want.UnmarshalJSON(b); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("parseTimeUTC(%s) = %#v, UnmarshalJSON gives %#v", b, got, want)
+		}
+	}
+}
+
+// TestDecodeSourcesConcurrently decodes events of two sources on several
+// goroutines at once: the cache that spares a source string its allocation
+// must never hand one event another's source.
+func TestDecodeSourcesConcurrently(t *testing.T) {
+	var msgs [2][]byte
+	for i, src := range []string{"https://a.example.com", "https://b.example.com"} {
+		e, err := New(NewID(), src, testTime, &TokenRevoked{JTI: "j", Exp: testTime.Unix() + 60})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msgs[i], err = e.Encode(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := [2]string{"https://a.example.com", "https://b.example.com"}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 2000 {
+				k := (i + g) % 2
+				e, err := Decode(msgs[k])
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if e.Source != want[k] {
+					t.Errorf("decoded source %q, want %q", e.Source, want[k])
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// TestSchemaVersionIsOfSchemaMajor keeps the two constants in step:
+// checkVersion accepts SchemaVersion without parsing it.
+func TestSchemaVersionIsOfSchemaMajor(t *testing.T) {
+	major, _, ok := strings.Cut(SchemaVersion, ".")
+	if !ok || major != strconv.Itoa(SchemaMajor) {
+		t.Fatalf("SchemaVersion %q is not of major %d", SchemaVersion, SchemaMajor)
+	}
 }

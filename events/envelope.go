@@ -187,6 +187,10 @@ func (e *Envelope) validate() error {
 // checkVersion accepts "major.minor", both non-empty decimal numbers, with
 // major SchemaMajor and any minor.
 func checkVersion(v string) error {
+	if v == SchemaVersion {
+		// What this package writes, hence of major SchemaMajor.
+		return nil
+	}
 	major, minor, ok := strings.Cut(v, ".")
 	if !ok || !digits(major) || !digits(minor) {
 		return fmt.Errorf("%w: schemaversion %q is not major.minor", ErrMalformed, v)
@@ -239,7 +243,7 @@ func printable(s string) bool {
 // format then implies application/json) or application/json with optional
 // parameters.
 func jsonContentType(ct string) bool {
-	if ct == "" {
+	if ct == "" || ct == "application/json" {
 		return true
 	}
 	if !visibleASCII(strings.ReplaceAll(ct, " ", "_"), 128) {

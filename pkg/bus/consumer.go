@@ -276,12 +276,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 }
 
-// errSessionEnded says the ordered consumer gave up; Run opens a new one.
-var errSessionEnded = errors.New("message iterator closed")
+// errSessionEnded says the ordered consumer stopped; Run opens a new one.
+var errSessionEnded = errors.New("ordered consumer closed")
 
 // session opens an ordered consumer where the last one left off and applies
 // its messages until ctx ends (nil), the consumer turns stale (the stale
-// error) or the iterator ends (another error).
+// error) or the ordered consumer fails or ends (another error).
 func (c *Consumer) session(ctx context.Context) error {
 	cons, err := c.js.OrderedConsumer(ctx, c.stream, c.orderedConfig())
 	if err != nil {
@@ -290,34 +290,53 @@ func (c *Consumer) session(ctx context.Context) error {
 	if info := cons.CachedInfo(); info != nil {
 		c.noteStart(info.NumPending)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(c.cfg.batch, c.cfg.maxBytes))
+	p := newPipeline(c.cfg.decoders)
+	defer p.stop()
+	// Any error the ordered consumer meets ends the session: the next one
+	// opens a new ordered consumer after the last event applied, so that
+	// recovery never depends on the ordered consumer's own.
+	onErr := func(_ jetstream.ConsumeContext, err error) {
+		p.fail(err)
+	}
+	// The NATS client hands messages to receive on its own delivery
+	// goroutine; each pull request brings at most batch messages or
+	// maxBytes bytes.
+	cc, err := cons.Consume(p.receive,
+		jetstream.PullMaxMessagesWithBytesLimit(c.cfg.batch, c.cfg.maxBytes),
+		jetstream.ConsumeErrHandler(onErr))
 	if err != nil {
 		return classify("consume "+c.stream, err)
 	}
-	p := newPipeline(c.cfg.decoders)
-	go p.read(it)
 	for range c.cfg.decoders {
 		go p.decode()
 	}
 	s := &session{}
 	done := make(chan error, 1)
 	go func() { done <- c.applyInOrder(ctx, p, s) }()
+	var result error
 	select {
-	case err := <-done:
-		p.stop()
-		it.Stop()
-		return err
+	case result = <-done:
+		// Stale, or stopped by ctx within the handler: nothing more is
+		// applied.
 	case <-ctx.Done():
-		c.applyMu.Lock()
-		s.stopped = true
-		c.applyMu.Unlock()
-		p.stop()
-		// Stop waits while the ordered consumer re-creates its server-side
-		// consumer (up to its retry interval when NATS is down); nothing is
-		// applied after this point, so Run need not wait for it.
-		go it.Stop()
-		return nil
+	case err := <-p.failed:
+		// What was delivered but not applied is delivered again to the
+		// next session, which resumes after the last event applied.
+		result = classify("consume "+c.stream, err)
+	case <-cc.Closed():
+		result = classify("consume "+c.stream, errSessionEnded)
 	}
+	// The applier stops at the next event once the pipeline is stopped,
+	// so applyMu is not held long.
+	p.stop()
+	c.applyMu.Lock()
+	s.stopped = true
+	c.applyMu.Unlock()
+	// Stop waits while the ordered consumer re-creates its server-side
+	// consumer (up to its retry interval when NATS is down); nothing is
+	// applied after this point, so Run need not wait for it.
+	go cc.Stop()
+	return result
 }
 
 // session is one ordered consumer's lifetime; stopped is guarded by applyMu.
@@ -347,37 +366,53 @@ func (c *Consumer) orderedConfig() jetstream.OrderedConsumerConfig {
 	return cfg
 }
 
-// applyInOrder applies decoded messages in stream order until the session
-// stops (nil), the consumer turns stale (the stale error) or the reader ends
-// (its error).
+// applyInOrder applies decoded batches in stream order until the session
+// stops (nil) or the consumer turns stale (the stale error).
 func (c *Consumer) applyInOrder(ctx context.Context, p *pipeline, s *session) error {
 	for {
-		j, err := p.next()
-		if j == nil {
-			return err
+		b := p.next()
+		if b == nil {
+			return nil
 		}
-		stop, err := c.apply(ctx, s, j)
-		p.recycle(j)
+		stop, err := c.applyBatch(ctx, p, s, b)
+		p.recycle(b)
 		if stop {
 			return err
 		}
 	}
 }
 
-// apply hands a decoded message to the handler. It returns stop when the
-// session must end: the session was stopped (nil error) or the consumer
-// turned stale (the stale error).
+// applyBatch hands a batch of decoded messages to the handler, holding
+// applyMu for the batch rather than taking it for every event. It returns
+// stop when the session must end: the session or its pipeline was stopped
+// (nil error) or the consumer turned stale (the stale error).
+func (c *Consumer) applyBatch(ctx context.Context, p *pipeline, s *session, b *batch) (stop bool, err error) {
+	c.applyMu.Lock()
+	defer c.applyMu.Unlock()
+	for i := range b.jobs {
+		if p.stopped.Load() {
+			// The session is ending: what is left is applied by the
+			// next one.
+			return true, nil
+		}
+		if stop, err := c.apply(ctx, s, &b.jobs[i]); stop {
+			return true, err
+		}
+	}
+	return false, nil
+}
+
+// apply hands one decoded message to the handler; applyMu is held. It
+// returns stop as applyBatch does.
 func (c *Consumer) apply(ctx context.Context, s *session, j *job) (stop bool, err error) {
+	if s.stopped {
+		return true, nil
+	}
 	if j.metaErr != nil {
 		// Not a stream message; the ordered consumer re-synchronises on
 		// the next one.
 		c.report(fmt.Errorf("bus: consume %s: %w", c.stream, j.metaErr))
 		return false, nil
-	}
-	c.applyMu.Lock()
-	defer c.applyMu.Unlock()
-	if s.stopped {
-		return true, nil
 	}
 	if j.meta.Seq <= c.lastSeq {
 		// A redelivery after a reset: already applied.

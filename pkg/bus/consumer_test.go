@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -186,6 +187,65 @@ func TestConsumerSurvivesServerRestart(t *testing.T) {
 	}
 	if err := r.stop(t); err != nil {
 		t.Fatalf("Run = %v, want nil after its context ended", err)
+	}
+}
+
+// TestConsumerSurvivesItsServerConsumerDeleted deletes the server-side
+// consumer in the middle of a replay, while the handler is busy and more
+// messages wait in the client: the consumer must resume after the last event
+// it applied, applying every event exactly once, in order.
+func TestConsumerSurvivesItsServerConsumerDeleted(t *testing.T) {
+	e := newEnv(t, bus.StreamsConfig{})
+	evs := revocations(t, "del", 3000)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := e.pub.PublishBatch(ctx, evs); err != nil {
+		t.Fatalf("PublishBatch: %v", err)
+	}
+	gate := make(chan struct{})
+	var seen atomic.Int64
+	rec := &recorder{fail: func(events.Event) error {
+		if seen.Add(1) == 500 {
+			<-gate
+		}
+		return nil
+	}}
+	var transient atomic.Int64
+	r := start(t, e.newConsumer(t, events.StreamRevocations, rec, bus.WithConsumeErrorHook(func(error) { transient.Add(1) })))
+	eventually(t, func() error {
+		if n := seen.Load(); n < 500 {
+			return fmt.Errorf("handler saw %d events", n)
+		}
+		return nil
+	})
+	st, err := e.js.Stream(ctx, e.stream(events.StreamRevocations))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := st.ConsumerNames(ctx)
+	deleted := 0
+	for name := range names.Name() {
+		if err := st.DeleteConsumer(ctx, name); err != nil {
+			t.Fatalf("DeleteConsumer %s: %v", name, err)
+		}
+		deleted++
+	}
+	if names.Err() != nil || deleted == 0 {
+		t.Fatalf("deleted %d consumers: %v", deleted, names.Err())
+	}
+	close(gate)
+	sentinel := revocation(t, "sentinel")
+	e.publish(t, sentinel)
+	want := append(ids(evs), sentinel.ID)
+	waitApplied(t, rec, len(want))
+	if err := equalStrings(rec.ids(), want); err != nil {
+		t.Fatalf("applied across the deletion: %v; want each event exactly once, in order", err)
+	}
+	if pos := r.c.Position(); pos.Seq != uint64(len(want)) || pos.Stale {
+		t.Fatalf("Position = %+v, want seq %d and not stale", pos, len(want))
+	}
+	if transient.Load() == 0 {
+		t.Error("the error hook was not told of the deleted consumer")
 	}
 }
 

@@ -224,8 +224,9 @@ func warm(ctx context.Context, gws []*gateway, p *phase) error {
 	return nil
 }
 
-// tapJS hands the edge ordered consumers whose message iterators report
-// each message's data to onMsg before the edge sees it.
+// tapJS hands the edge ordered consumers that report each message's data
+// to onMsg before the edge sees it, whether it consumes with Consume (the
+// bus consumer) or Messages.
 type tapJS struct {
 	js    jetstream.JetStream
 	onMsg func([]byte)
@@ -242,6 +243,13 @@ func (t tapJS) OrderedConsumer(ctx context.Context, stream string, cfg jetstream
 type tapConsumer struct {
 	jetstream.Consumer
 	onMsg func([]byte)
+}
+
+func (c tapConsumer) Consume(h jetstream.MessageHandler, opts ...jetstream.PullConsumeOpt) (jetstream.ConsumeContext, error) {
+	return c.Consumer.Consume(func(m jetstream.Msg) {
+		c.onMsg(m.Data())
+		h(m)
+	}, opts...)
 }
 
 func (c tapConsumer) Messages(opts ...jetstream.PullMessagesOpt) (jetstream.MessagesContext, error) {

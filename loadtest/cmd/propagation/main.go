@@ -18,8 +18,10 @@
 //   - replay: publishes -replay token.revoked events with bus.PublishBatch,
 //     then starts a fresh edge in a child process (so that its heap holds
 //     the edge and its NATS client only, not the embedded server) and times
-//     Start → current; it reports events/s, the peak heap, and the heap the
-//     deny state keeps per revoked jti.
+//     Start → current; it reports events/s, the peak heap, the heap the
+//     deny state keeps per revoked jti, and the CPU time per event of the
+//     edge and (embedded) of the server, each in its own process, with CPU
+//     profiles of both under -replay-profile.
 //
 // For each revocation the instant its 200 arrives is recorded, and at each
 // edge the instant Verify first returns ErrRevoked for that token (see
@@ -43,7 +45,9 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,6 +69,7 @@ type options struct {
 	workers    int
 	replay     int
 	publishers int
+	profileDir string
 	phases     map[string]bool
 	wait       time.Duration
 }
@@ -86,13 +91,14 @@ func main() {
 		workers  = flag.Int("workers", 64, "burst phase: concurrent /revoke clients")
 		replay   = flag.Int("replay", 1_000_000, "replay phase: token.revoked events to publish and replay")
 		pubs     = flag.Int("publishers", 4, "replay phase: concurrent PublishBatch callers")
+		profile  = flag.String("replay-profile", "", "replay phase: write CPU profiles of the edge (edge.pprof) and of this process, the embedded server's (server.pprof), to this directory")
 		phasesF  = flag.String("phases", "steady,burst,replay", "phases to run")
 		wait     = flag.Duration("wait", 60*time.Second, "how long to wait for every edge to reject after the last 200")
 		redisURL = flag.String("redis", os.Getenv("REDIS_URL"), "Redis URL (default $REDIS_URL; empty: start redis-server)")
 		natsURL  = flag.String("nats", os.Getenv("NATS_URL"), "NATS URL with JetStream (default $NATS_URL; empty: embedded server)")
 	)
 	flag.Parse()
-	o := options{rate: *rate, duration: *duration, burst: *burst, workers: *workers, replay: *replay, publishers: max(1, *pubs), wait: *wait, phases: map[string]bool{}}
+	o := options{rate: *rate, duration: *duration, burst: *burst, workers: *workers, replay: *replay, publishers: max(1, *pubs), profileDir: *profile, wait: *wait, phases: map[string]bool{}}
 	if *quick {
 		set := map[string]bool{}
 		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -154,7 +160,7 @@ func run(o options, redisURL, natsURL string) error {
 		printResults(results)
 	}
 	if o.phases["replay"] && o.replay > 0 {
-		if err := replayPhase(ctx, c, o.replay, o.publishers); err != nil {
+		if err := replayPhase(ctx, c, o, natsURL == ""); err != nil {
 			return err
 		}
 	}
@@ -379,9 +385,12 @@ func collect(kind string, gws []*gateway, p *phase, s *sender, start time.Time, 
 	return r, nil
 }
 
-// replayPhase publishes n token.revoked events, then has a child process
-// start a fresh edge over the stream and report.
-func replayPhase(ctx context.Context, c *cluster, n, publishers int) error {
+// replayPhase publishes o.replay token.revoked events, then has a child
+// process start a fresh edge over the stream and report. With the server
+// embedded, this process's CPU time while the child replays is the
+// server's (plus the relay's and heartbeater's, idle here).
+func replayPhase(ctx context.Context, c *cluster, o options, embedded bool) error {
+	n, publishers := o.replay, o.publishers
 	fmt.Printf("\nreplay: publishing %d token.revoked events with bus.PublishBatch...\n", n)
 	exp := time.Now().Add(10 * time.Minute).Unix()
 	const chunk = 10_000
@@ -446,11 +455,31 @@ func replayPhase(ctx context.Context, c *cluster, n, publishers int) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(self, "-replay-child",
+	args := []string{"-replay-child",
 		"-nats", c.natsURL, "-prefix", c.prefix, "-jwks", c.jwksURL,
-		"-max-life", c.maxLife.String(), "-want", strconv.Itoa(n))
+		"-max-life", c.maxLife.String(), "-want", strconv.Itoa(n)}
+	if o.profileDir != "" {
+		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+			return err
+		}
+		args = append(args, "-cpuprofile", filepath.Join(o.profileDir, "edge.pprof"))
+		f, err := os.Create(filepath.Join(o.profileDir, "server.pprof"))
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
+	cmd := exec.Command(self, args...)
 	cmd.Stderr = os.Stderr
+	cpu0 := processCPU()
 	outb, err := cmd.Output()
+	serverCPU := processCPU() - cpu0
+	if o.profileDir != "" {
+		pprof.StopCPUProfile()
+	}
 	if err != nil {
 		return fmt.Errorf("replay child: %w", err)
 	}
@@ -470,6 +499,17 @@ func replayPhase(ctx context.Context, c *cluster, n, publishers int) error {
 		mib(rr.PeakHeap), mib(rr.KeptHeap), rr.BytesPerJTI)
 	fmt.Printf("  peak heap: largest HeapAlloc sampled every 20 ms during the replay; kept heap: HeapAlloc after GC minus before\n")
 	fmt.Printf("  the edge was created; bytes/jti: kept heap / jtis in the deny state (process peak RSS %s)\n", mib(rr.PeakRSS))
+	perEvent := func(d time.Duration) string {
+		return fmt.Sprintf("%.2f µs/event", float64(d.Nanoseconds())/1e3/float64(max(rr.Applied, 1)))
+	}
+	fmt.Printf("  CPU: edge process %s (%s, Start → current)", time.Duration(rr.CPUNanos).Round(time.Millisecond), perEvent(time.Duration(rr.CPUNanos)))
+	if embedded {
+		fmt.Printf(", embedded server %s (%s, the child's whole life)", serverCPU.Round(time.Millisecond), perEvent(serverCPU))
+	}
+	fmt.Println()
+	if o.profileDir != "" {
+		fmt.Printf("  CPU profiles in %s: edge.pprof, server.pprof\n", o.profileDir)
+	}
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -28,6 +29,7 @@ type replayResult struct {
 	KeptHeap    uint64  `json:"kept_heap"`     // HeapAlloc after GC, minus before the edge
 	BytesPerJTI float64 `json:"bytes_per_jti"` // KeptHeap / JTIs
 	PeakRSS     uint64  `json:"peak_rss"`      // VmHWM
+	CPUNanos    int64   `json:"cpu_nanos"`     // this process's CPU time, Start → current
 }
 
 // replayChild starts one fresh edge over the cluster's streams and reports
@@ -40,6 +42,7 @@ func replayChild(args []string) error {
 	jwksURL := fs.String("jwks", "", "")
 	maxLife := fs.Duration("max-life", 15*time.Minute, "")
 	want := fs.Int("want", 0, "")
+	cpuProfile := fs.String("cpuprofile", "", "")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -81,8 +84,18 @@ func replayChild(args []string) error {
 		}
 	}()
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	ctx := context.Background()
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
 	v, err := edge.New(edge.Config{
 		Issuer: issuer, Audience: audience, JWKSURL: *jwksURL, JetStream: js, MaxTokenLifetime: *maxLife,
 	}, edge.WithSubjectPrefix(*prefix), edge.WithStalenessBound(time.Minute))
@@ -95,7 +108,10 @@ func replayChild(args []string) error {
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	err = v.WaitCurrent(wctx)
 	cancel()
-	took := time.Since(start)
+	took, cpu := time.Since(start), processCPU()-cpu0
+	if *cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	close(stop)
 	<-sampled
 	if err != nil {
@@ -111,7 +127,7 @@ func replayChild(args []string) error {
 	runtime.ReadMemStats(&after)
 	r := replayResult{
 		Nanos: took.Nanoseconds(), Applied: st.Revocations.Applied, JTIs: st.Deny.JTIs,
-		PeakHeap: peak.Load(), PeakRSS: vmHWM(),
+		PeakHeap: peak.Load(), PeakRSS: vmHWM(), CPUNanos: cpu.Nanoseconds(),
 	}
 	if after.HeapAlloc > base.HeapAlloc {
 		r.KeptHeap = after.HeapAlloc - base.HeapAlloc
