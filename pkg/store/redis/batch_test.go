@@ -35,8 +35,11 @@ func TestBatcherHonoursContext(t *testing.T) {
 	// Every flusher busy with a blocking command: a call whose deadline
 	// passes while it waits is dropped.
 	list := s.key("batch", "list")
+	// One at a time: two calls sent together may share one flusher's
+	// pipeline, and the second would then wait behind the first on one
+	// connection instead of occupying the other flusher.
 	blocked := make(chan error, batchFlushers)
-	for range batchFlushers {
+	for i := range batchFlushers {
 		go func() {
 			pop := goredis.NewStringSliceCmd(bg, "blpop", list, 30)
 			if err := s.roundTrip(bg, pop); err != nil {
@@ -45,13 +48,14 @@ func TestBatcherHonoursContext(t *testing.T) {
 			}
 			blocked <- pop.Err()
 		}()
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(s.rdb.Info(bg, "clients").Val(), "blocked_clients:"+strconv.Itoa(batchFlushers)) {
-		if time.Now().After(deadline) {
-			t.Fatal("the flushers never blocked")
+		want := "blocked_clients:" + strconv.Itoa(i+1) + "\r\n"
+		deadline := time.Now().Add(20 * time.Second)
+		for !strings.Contains(s.rdb.Info(bg, "clients").Val(), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("flusher %d never blocked", i+1)
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	short, cancel := context.WithTimeout(bg, 100*time.Millisecond)
 	defer cancel()
