@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -68,4 +69,31 @@ func Main(service string, args []string, build func(ctx context.Context, env Env
 	}
 	log.Info("stopped")
 	return 0
+}
+
+// Service is the Runner of a service main: Serve (the service's Run) with
+// background work beside it. Run starts Background, serves until ctx ends
+// (draining in-flight requests), then stops the background work and calls
+// Close, in that order, so nothing the server still uses is closed under it.
+type Service struct {
+	Serve      func(ctx context.Context) error
+	Background []func(ctx context.Context)
+	// Close releases NATS, Redis and the like; nil for nothing.
+	Close func()
+}
+
+// Run implements Runner.
+func (s *Service) Run(ctx context.Context) error {
+	bctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, fn := range s.Background {
+		wg.Go(func() { fn(bctx) })
+	}
+	err := s.Serve(ctx)
+	cancel()
+	wg.Wait()
+	if s.Close != nil {
+		s.Close()
+	}
+	return err
 }

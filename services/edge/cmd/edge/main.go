@@ -62,17 +62,5 @@ func build(_ context.Context, env boot.Env) (boot.Runner, error) {
 		nc.Close()
 		return nil, err
 	}
-	return &runner{svc: svc, nc: nc}, nil
-}
-
-// runner closes the NATS connection once the service has stopped.
-type runner struct {
-	svc *edge.Service
-	nc  *nats.Conn
-}
-
-// Run serves until ctx ends, then closes NATS.
-func (r *runner) Run(ctx context.Context) error {
-	defer r.nc.Close()
-	return r.svc.Run(ctx)
+	return &boot.Service{Serve: svc.Run, Close: nc.Close}, nil
 }

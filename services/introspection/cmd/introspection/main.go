@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -122,10 +121,10 @@ func build(ctx context.Context, env boot.Env) (boot.Runner, error) {
 		closeAll()
 		return nil, err
 	}
-	return &runner{
-		svc:   svc,
-		close: closeAll,
-		background: []func(context.Context){
+	return &boot.Service{
+		Serve: svc.Run,
+		Close: closeAll,
+		Background: []func(context.Context){
 			func(ctx context.Context) {
 				if err := cache.Run(ctx, js); err != nil {
 					log.Error("client cache stopped; lookups read the store", zap.Error(err))
@@ -133,28 +132,4 @@ func build(ctx context.Context, env boot.Env) (boot.Runner, error) {
 			},
 		},
 	}, nil
-}
-
-// runner runs the background work beside the server, and stops it after the
-// server has drained.
-type runner struct {
-	svc        *introspection.Service
-	background []func(context.Context)
-	close      func()
-}
-
-// Run serves until ctx ends, drains in-flight requests, then stops the
-// background work and closes NATS and Redis.
-func (r *runner) Run(ctx context.Context) error {
-	bctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	for _, fn := range r.background {
-		wg.Add(1)
-		go func() { defer wg.Done(); fn(bctx) }()
-	}
-	err := r.svc.Run(ctx)
-	cancel()
-	wg.Wait()
-	r.close()
-	return err
 }

@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -244,10 +243,10 @@ func build(ctx context.Context, env boot.Env) (boot.Runner, error) {
 		closeAll()
 		return nil, err
 	}
-	return &runner{
-		svc:   svc,
-		close: closeAll,
-		background: []func(context.Context){
+	return &boot.Service{
+		Serve: svc.Run,
+		Close: closeAll,
+		Background: []func(context.Context){
 			func(ctx context.Context) { _ = km.Run(ctx) },
 			// Key events of other replicas and `valet keys revoke` refresh the
 			// ring at once, not at the next refresh interval.
@@ -262,28 +261,4 @@ func build(ctx context.Context, env boot.Env) (boot.Runner, error) {
 			},
 		},
 	}, nil
-}
-
-// runner runs the issuer's background work beside its server, and stops it
-// after the server has drained.
-type runner struct {
-	svc        *issuer.Service
-	background []func(context.Context)
-	close      func()
-}
-
-// Run serves until ctx ends, drains in-flight requests, then stops the
-// background work and closes NATS and Redis.
-func (r *runner) Run(ctx context.Context) error {
-	bctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	for _, fn := range r.background {
-		wg.Add(1)
-		go func() { defer wg.Done(); fn(bctx) }()
-	}
-	err := r.svc.Run(ctx)
-	cancel()
-	wg.Wait()
-	r.close()
-	return err
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -37,7 +38,8 @@ func TestBuildServesTokens(t *testing.T) {
 	cfg.Dev = true
 	cfg.Redis.URL, cfg.Redis.KeyPrefix = rs.URL, rs.Prefix
 	cfg.NATS.URL, cfg.NATS.SubjectPrefix = ns.URL, ns.Prefix
-	cfg.Services.Issuer.Listen, cfg.Services.Issuer.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
+	pubAddr, admAddr := freeAddr(t), freeAddr(t)
+	cfg.Services.Issuer.Listen, cfg.Services.Issuer.AdminListen = pubAddr, admAddr
 	cfg.Keys.EncryptionKeys = []config.KeyEncryptionKey{{ID: "k1", Source: "env:VALET_TEST_KEK"}}
 	cfg.Keys.ActiveEncryptionKey = "k1"
 	if err := cfg.Validate(); err != nil {
@@ -52,10 +54,6 @@ func TestBuildServesTokens(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	pub, adm, err := r.(*runner).svc.Server().Addrs(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	// A client registered by another process sharing the KEK.
 	raw, _ := hex.DecodeString(kek)
@@ -85,7 +83,7 @@ func TestBuildServesTokens(t *testing.T) {
 
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		res, err := http.Get("http://" + adm.String() + "/readyz")
+		res, err := http.Get("http://" + admAddr + "/readyz")
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == 200 {
@@ -99,7 +97,7 @@ func TestBuildServesTokens(t *testing.T) {
 	}
 
 	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {"svc"}, "client_secret": {sec}}
-	res, err := http.PostForm("http://"+pub.String()+"/token", form)
+	res, err := http.PostForm("http://"+pubAddr+"/token", form)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,4 +120,15 @@ func TestBuildServesTokens(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("no graceful shutdown within 20s")
 	}
+}
+
+// freeAddr returns a loopback address nothing listens on right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -138,10 +137,10 @@ func build(ctx context.Context, env boot.Env) (boot.Runner, error) {
 		closeAll()
 		return nil, err
 	}
-	return &runner{
-		svc:   svc,
-		close: closeAll,
-		background: []func(context.Context){
+	return &boot.Service{
+		Serve: svc.Run,
+		Close: closeAll,
+		Background: []func(context.Context){
 			func(ctx context.Context) { _ = beat.Run(ctx) },
 			func(ctx context.Context) { relay.Run(ctx) },
 			origins.Run,
@@ -152,28 +151,4 @@ func build(ctx context.Context, env boot.Env) (boot.Runner, error) {
 			},
 		},
 	}, nil
-}
-
-// runner runs the background work beside the server, and stops it after the
-// server has drained.
-type runner struct {
-	svc        *revocation.Service
-	background []func(context.Context)
-	close      func()
-}
-
-// Run serves until ctx ends, drains in-flight requests, then stops the
-// background work and closes NATS and Redis.
-func (r *runner) Run(ctx context.Context) error {
-	bctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	for _, fn := range r.background {
-		wg.Add(1)
-		go func() { defer wg.Done(); fn(bctx) }()
-	}
-	err := r.svc.Run(ctx)
-	cancel()
-	wg.Wait()
-	r.close()
-	return err
 }
