@@ -7,7 +7,8 @@ package redis
 //
 //	P{fid}:code, :fam, :sup, :succ, :rev, :dev   one grant (grants.go)
 //	P{fid}:outbox                                 its outbox shard (reuse events, family revocations)
-//	P{jti:<jti>}:rev, P{jti:<jti>}:outbox         an access token's mark and its shard
+//	P{jtis:<bucket>}:rev:<jti>                    an access token's mark
+//	P{jtis:<bucket>}:outbox                       the shard of the marks of that bucket
 //	P{sub:<type>:<sub>}:cut, ...:outbox           a subject cut-off and its shard
 //	P{client:<id>}:cut, ...:outbox                a client cut-off and its shard
 //	P{outbox}:shards, P{outbox}:seq               the index of shards to relay (outbox.go)
@@ -19,6 +20,7 @@ package redis
 // (validFID), so it holds no ':' and never equals another kind's tag.
 
 import (
+	"fmt"
 	"net/url"
 	"strings"
 )
@@ -49,9 +51,34 @@ func (s *Store) key(parts ...string) string {
 
 func (s *Store) userCodeKey(userCode string) string { return s.key("ucode", userCode) }
 
+// jtiBuckets is how many hash tags the jti marks are spread over. A mark
+// shares its tag with the outbox shard its event is queued in; with a tag per
+// jti, every revocation had to register a new shard in the index (one more
+// round trip) and the relay to read, close and forget it. A bucket's shard
+// stays registered while it is in use (revocation.go), and the relay's work
+// is bounded by the buckets, not the revocations. 256 buckets spread the
+// marks over enough slots to balance a Redis Cluster's nodes.
+const jtiBuckets = 256
+
 // jtiTag, subjectTag and clientTag are the hash tags of the deny state of an
 // access token, a subject and a client; each one's outbox shard shares it.
-func jtiTag(jti string) string { return "jti:" + url.QueryEscape(jti) }
+// A jti's tag is its bucket: FNV-1a of the jti modulo jtiBuckets, in hex.
+func jtiTag(jti string) string {
+	h := uint32(2166136261)
+	for i := 0; i < len(jti); i++ {
+		h ^= uint32(jti[i])
+		h *= 16777619
+	}
+	return jtiBucketTags[h%jtiBuckets]
+}
+
+// jtiBucketTags are the bucket tags, "jtis:00" to "jtis:ff".
+var jtiBucketTags = func() (tags [jtiBuckets]string) {
+	for i := range tags {
+		tags[i] = fmt.Sprintf("jtis:%02x", i)
+	}
+	return tags
+}()
 
 func subjectTag(subType, sub string) string {
 	return "sub:" + url.QueryEscape(subType) + ":" + url.QueryEscape(sub)
@@ -59,8 +86,10 @@ func subjectTag(subType, sub string) string {
 
 func clientTag(clientID string) string { return "client:" + url.QueryEscape(clientID) }
 
-// jtiKey is an access token's revoked mark.
-func (s *Store) jtiKey(jti string) string { return s.tagged(jtiTag(jti), "rev") }
+// jtiKey is an access token's revoked mark, in its bucket's slot.
+func (s *Store) jtiKey(jti string) string {
+	return s.tagged(jtiTag(jti), "rev:"+url.QueryEscape(jti))
+}
 
 // subjectCutKey is the cut-off of a subject; subType is "user" or "client".
 func (s *Store) subjectCutKey(subType, sub string) string {

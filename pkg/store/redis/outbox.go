@@ -27,6 +27,14 @@ package redis
 // than registrationMaxAge, so a closed shard need only be kept
 // closedShardTTL, comfortably longer.
 //
+// Registrations: a revocation's shard is shared (a bucket of jti marks, a
+// subject's or a client's cut-off), so the store keeps the version it got
+// and queues with it again while it is younger than registrationReuse, well
+// inside registrationMaxAge; a script that answers INDEX (the relay closed
+// the shard since) drops it, and the store registers afresh. A revocation
+// is then one round trip, and the relay closes a busy shard at most once a
+// pass, not once a revocation.
+//
 // AckOutbox is given only an event id: the store remembers the shard of the
 // entries it queued or read (ids are deterministic, so an id always names
 // the same shard). An id it does not know is left for the relay, whose read
@@ -54,6 +62,13 @@ const (
 	// index's: both NTP-synced). A step takes milliseconds; one that took
 	// longer registers again.
 	registrationMaxAge = time.Minute
+	// registrationReuse is how long the store queues with a version it
+	// got earlier: half of registrationMaxAge, measured on the local
+	// monotonic clock from before the registration was sent, so that it
+	// holds whatever the offset between this host and Redis.
+	registrationReuse = registrationMaxAge / 2
+	// maxCachedRegistrations bounds the cache; past it, it starts over.
+	maxCachedRegistrations = 4096
 	// closedShardTTL is how long a closed, empty shard keeps its close
 	// version: longer than registrationMaxAge plus any clock offset
 	// between Redis nodes, so that no registration the close covers can
@@ -105,6 +120,39 @@ func (s *Store) register(ctx context.Context, op, tag string) (string, error) {
 		return "", unexpected(op, status, vals)
 	}
 	return vals[0], nil
+}
+
+// registration is a version the store got for a shard, and when it asked.
+type registration struct {
+	version string
+	asked   time.Time
+}
+
+// registration returns a version to queue into tag's shard with: a cached
+// one still young enough, unless fresh, or a new one (register).
+func (s *Store) registration(ctx context.Context, op, tag string, fresh bool) (string, error) {
+	if !fresh {
+		s.regsMu.Lock()
+		r, ok := s.regs[tag]
+		s.regsMu.Unlock()
+		if ok && time.Since(r.asked) < registrationReuse {
+			return r.version, nil
+		}
+	}
+	asked := time.Now()
+	v, err := s.register(ctx, op, tag)
+	if err != nil {
+		return "", err
+	}
+	s.regsMu.Lock()
+	if len(s.regs) >= maxCachedRegistrations {
+		clear(s.regs)
+	}
+	if cur, ok := s.regs[tag]; !ok || cur.asked.Before(asked) {
+		s.regs[tag] = registration{version: v, asked: asked}
+	}
+	s.regsMu.Unlock()
+	return v, nil
 }
 
 // remember records that the entry id lives in the shard of tag.

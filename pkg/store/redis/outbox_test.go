@@ -184,3 +184,81 @@ func TestOutboxAckUnknownShard(t *testing.T) {
 		t.Fatalf("after the relay's ack: %v, %v", got, err)
 	}
 }
+
+// sameBucketJTIs returns n distinct jtis whose marks share one bucket tag.
+func sameBucketJTIs(t *testing.T, n int) []string {
+	t.Helper()
+	first := testFID(t)
+	out := []string{first}
+	for i := 0; len(out) < n; i++ {
+		if j := first + strconv.Itoa(i); jtiTag(j) == jtiTag(first) {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+// TestOutboxRegistrationReused: revocations into a shard registered moments
+// ago reuse the registration (one round trip each); once the relay has
+// closed the shard, the cached registration is refused, the store registers
+// again, and the relay finds the entry: caching never loses an event.
+func TestOutboxRegistrationReused(t *testing.T) {
+	s, _ := newTestStore(t)
+	ctx := context.Background()
+	_, seq := s.indexKeys()
+	jtis := sameBucketJTIs(t, 3)
+	revoke := func(jti string) store.OutboxEntry {
+		t.Helper()
+		e := testEvent(t)
+		r := store.Revocation{Kind: store.RevokeToken, JTI: jti, Expires: time.Now().Add(time.Minute), Retain: time.Minute}
+		if err := s.Revoke(ctx, r, e); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	first := revoke(jtis[0])
+	v1 := s.rdb.Get(ctx, seq).Val()
+	second := revoke(jtis[1])
+	if v2 := s.rdb.Get(ctx, seq).Val(); v2 != v1 {
+		t.Fatalf("second revocation in the bucket registered again (version %s -> %s)", v1, v2)
+	}
+	for _, e := range []store.OutboxEntry{first, second} {
+		if err := s.AckOutbox(ctx, e.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The relay finds the shard empty and closes it at the cached version.
+	if got, err := s.PendingOutbox(ctx, time.Now().Add(time.Hour), 100); err != nil || len(got) != 0 {
+		t.Fatalf("pending after acks: %d, %v", len(got), err)
+	}
+	third := revoke(jtis[2])
+	if v3 := s.rdb.Get(ctx, seq).Val(); v3 == v1 {
+		t.Fatal("revocation into a closed shard queued with the stale registration")
+	}
+	got, err := s.PendingOutbox(ctx, time.Now().Add(time.Hour), 100)
+	if err != nil || len(got) != 1 || got[0].ID != third.ID {
+		t.Fatalf("pending after the closed shard was reused: %+v, %v; want only %s", got, err, third.ID)
+	}
+	if n := s.rdb.Exists(ctx, s.jtiKey(jtis[2])).Val(); n != 1 {
+		t.Fatal("the third token's mark is missing")
+	}
+}
+
+// TestJTIBuckets: the bucket tags are spread, stable and all distinct.
+func TestJTIBuckets(t *testing.T) {
+	seen := map[string]int{}
+	for i := range 100000 {
+		seen[jtiTag("jti-"+strconv.Itoa(i))]++
+	}
+	if len(seen) != jtiBuckets {
+		t.Fatalf("%d buckets used of %d", len(seen), jtiBuckets)
+	}
+	for tag, n := range seen {
+		if n < 100000/jtiBuckets/2 || n > 100000/jtiBuckets*2 {
+			t.Fatalf("bucket %s holds %d of 100000 jtis", tag, n)
+		}
+	}
+	if jtiTag("a") != jtiTag("a") || jtiBucketTags[0] != "jtis:00" || jtiBucketTags[255] != "jtis:ff" {
+		t.Fatal("bucket tags are not stable")
+	}
+}

@@ -46,6 +46,11 @@ type Store struct {
 	// or read, for AckOutbox, which is given only an id (outbox.go).
 	shardsMu sync.Mutex
 	shards   map[string]string
+	// regs caches the registrations of the shards Revoke queues into, so
+	// that a revocation into a shard registered moments ago is one round
+	// trip (outbox.go, "Registrations").
+	regsMu sync.Mutex
+	regs   map[string]registration
 }
 
 var _ store.Store = (*Store)(nil)
@@ -71,7 +76,7 @@ func WithoutBatching() Option { return func(s *Store) { s.batching = false } }
 func New(ctx context.Context, rdb goredis.UniversalClient, aead cipher.AEAD, opts ...Option) (*Store, error) {
 	s := &Store{rdb: rdb, prefix: "valet:", aead: aead, log: zap.NewNop(),
 		retain: defaultDenyRetention, maxGrant: defaultMaxGrantLifetime, batching: true,
-		shards: map[string]string{}}
+		shards: map[string]string{}, regs: map[string]registration{}}
 	for _, o := range opts {
 		o(s)
 	}

@@ -2,7 +2,7 @@ package redis
 
 // Deny state and the outbox (store.RevocationStore):
 //
-//	<prefix>{jti:<jti>}:rev           string: the access token is revoked
+//	<prefix>{jtis:<bucket>}:rev:<jti> string: the access token is revoked
 //	<prefix>{fid}:rev                 string: the family is revoked (grants.go)
 //	<prefix>{sub:<type>:<sub>}:cut    string: subject cut-off, Unix ms
 //	<prefix>{client:<id>}:cut         string: client cut-off, Unix ms
@@ -29,8 +29,8 @@ import (
 // the fid can be redeemed again; a cut-off replaces an earlier one, never a
 // later one, and lives at least r.Retain and the maximum grant lifetime
 // (WithMaxGrantLifetime). Revoking again succeeds and queues e again. The
-// entry's shard is registered in the outbox index first (outbox.go): two
-// round trips.
+// entry's shard is registered in the outbox index first (outbox.go): one
+// round trip when the store registered it recently, two otherwise.
 func (s *Store) Revoke(ctx context.Context, r store.Revocation, e store.OutboxEntry) error {
 	if e.IsZero() {
 		return fmt.Errorf("revoke %s: a revocation needs its event", r.Kind)
@@ -104,10 +104,10 @@ func (s *Store) revoke(ctx context.Context, r store.Revocation, e store.OutboxEn
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	version := "0"
-	for range maxIndexRetries {
+	for attempt := range maxIndexRetries {
 		if ev.id != "" {
 			var err error
-			if version, err = s.register(ctx, op, tag); err != nil {
+			if version, err = s.registration(ctx, op, tag, attempt > 0); err != nil {
 				return err
 			}
 		}
