@@ -9,7 +9,7 @@ MODULES := $(shell go list -m -f '{{.Dir}}' | sed "s|^$(CURDIR)/||")
 GOTESTFLAGS ?= -race -count=1 -timeout 20m
 BENCHFLAGS ?= -run '^$$' -bench . -benchmem -benchtime 2s
 
-.PHONY: all test fmt-check vet unit-test deps-check build bench loadtest loadtest-refresh propagation run lint tidy clean
+.PHONY: all test fmt-check vet unit-test deps-check build bench loadtest loadtest-refresh loadtest-baseline propagation run lint tidy clean
 
 all: build
 
@@ -51,6 +51,10 @@ loadtest:
 ## loadtest-refresh: the refresh-token grant with rotation (wrk, then the Go generator; issue #6).
 loadtest-refresh:
 	SCENARIO=refresh loadtest/run.sh
+
+## loadtest-baseline: a bare net/http server at 0-90 µs of CPU per request under the same wrk load: the latency floor of this box.
+loadtest-baseline:
+	loadtest/baseline.sh
 
 ## propagation: revocation propagation, burst and 1M replay across 1/4/16 edges (about 3 minutes).
 propagation:
