@@ -248,9 +248,9 @@ const (
 	bClientCuts                      // client id -> cut-off (8 bytes, Unix ms)
 	bOutbox                          // created (8) ‖ sequence (8) -> outboxRec
 	bOutboxIDs                       // event id -> its key in bOutbox
-	bClients                         // client id -> clientRecord JSON
-	bResources                       // resource server id -> resourceRecord JSON
-	bKeys                            // kid -> keyRecord JSON
+	bClients                         // client id -> record.Client JSON
+	bResources                       // resource server id -> record.ResourceServer JSON
+	bKeys                            // kid -> record.SigningKey JSON
 	bSessions                        // session hash -> sessionRecord JSON
 	bConsents                        // len-prefixed (subject, client, resource) -> consentRecord JSON
 	bExpiry                          // expiry (8) ‖ bucket (1) ‖ key -> (empty): the expiry index

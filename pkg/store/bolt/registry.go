@@ -2,7 +2,7 @@ package bolt
 
 // Clients, resource servers and signing keys (store.ClientStore,
 // store.KeyStore). Each record is JSON under its id in its kind's bucket, in
-// the schema of the Redis backend's records (same field names), and never
+// the schema the Redis backend stores too (package record), and never
 // expires. A create, a compare-and-set update and a delete are each one step;
 // lists are one read transaction, ordered by the bucket's byte order (id).
 //
@@ -14,9 +14,9 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
-	"time"
 
 	"github.com/valetauth/valet/pkg/store"
+	"github.com/valetauth/valet/pkg/store/record"
 )
 
 // Bounds on registry fields: ids end up in keys, JWT claims, logs and event
@@ -97,124 +97,6 @@ func (s *Store) list(ctx context.Context, k kind, decode func(t *txn, key []byte
 	})
 }
 
-// clientRecord is the stored JSON of a store.Client. Times are UTC with
-// nanoseconds; slices and maps keep the difference between nil and empty.
-type clientRecord struct {
-	ID                    string              `json:"id"`
-	Name                  string              `json:"name"`
-	Type                  store.ClientType    `json:"type"`
-	Secrets               []secretRecord      `json:"secrets"`
-	GrantTypes            []string            `json:"grant_types"`
-	RedirectURIs          []string            `json:"redirect_uris"`
-	Resources             map[string][]string `json:"resources"`
-	DefaultResource       string              `json:"default_resource"`
-	ResourceIDs           []string            `json:"resource_ids,omitempty"`
-	AccessTokenLifetimeNS int64               `json:"access_token_lifetime_ns"`
-	CORSOrigins           []string            `json:"cors_origins"`
-	FirstParty            bool                `json:"first_party"`
-	Disabled              bool                `json:"disabled"`
-	Version               int64               `json:"version"`
-	CreatedAt             time.Time           `json:"created_at"`
-	UpdatedAt             time.Time           `json:"updated_at"`
-}
-
-// secretRecord is one stored client secret: its keyed hash, never the secret.
-type secretRecord struct {
-	ID        string    `json:"id"`
-	Hash      []byte    `json:"hash"`
-	CreatedAt time.Time `json:"created_at"`
-	ExpiresAt time.Time `json:"expires_at"`
-}
-
-func toClientRecord(c store.Client) clientRecord {
-	var secrets []secretRecord
-	if c.Secrets != nil {
-		secrets = make([]secretRecord, len(c.Secrets))
-		for i, sec := range c.Secrets {
-			secrets[i] = secretRecord{ID: sec.ID, Hash: sec.Hash, CreatedAt: sec.CreatedAt.UTC(), ExpiresAt: sec.ExpiresAt.UTC()}
-		}
-	}
-	return clientRecord{
-		ID: c.ID, Name: c.Name, Type: c.Type, Secrets: secrets, GrantTypes: c.GrantTypes,
-		RedirectURIs: c.RedirectURIs, Resources: c.Resources, DefaultResource: c.DefaultResource,
-		ResourceIDs: c.ResourceIDs, AccessTokenLifetimeNS: int64(c.AccessTokenLifetime), CORSOrigins: c.CORSOrigins,
-		FirstParty: c.FirstParty, Disabled: c.Disabled, Version: c.Version,
-		CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC(),
-	}
-}
-
-func (r clientRecord) client() store.Client {
-	var secrets []store.Secret
-	if r.Secrets != nil {
-		secrets = make([]store.Secret, len(r.Secrets))
-		for i, sec := range r.Secrets {
-			secrets[i] = store.Secret{ID: sec.ID, Hash: sec.Hash, CreatedAt: sec.CreatedAt, ExpiresAt: sec.ExpiresAt}
-		}
-	}
-	return store.Client{
-		ID: r.ID, Name: r.Name, Type: r.Type, Secrets: secrets, GrantTypes: r.GrantTypes,
-		RedirectURIs: r.RedirectURIs, Resources: r.Resources, DefaultResource: r.DefaultResource,
-		ResourceIDs: r.ResourceIDs, AccessTokenLifetime: time.Duration(r.AccessTokenLifetimeNS), CORSOrigins: r.CORSOrigins,
-		FirstParty: r.FirstParty, Disabled: r.Disabled, Version: r.Version,
-		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
-	}
-}
-
-// resourceRecord is the stored JSON of a store.ResourceServer.
-type resourceRecord struct {
-	ID                    string    `json:"id"`
-	Name                  string    `json:"name"`
-	Scopes                []string  `json:"scopes"`
-	AccessTokenLifetimeNS int64     `json:"access_token_lifetime_ns"`
-	Version               int64     `json:"version"`
-	CreatedAt             time.Time `json:"created_at"`
-	UpdatedAt             time.Time `json:"updated_at"`
-}
-
-func toResourceRecord(r store.ResourceServer) resourceRecord {
-	return resourceRecord{
-		ID: r.ID, Name: r.Name, Scopes: r.Scopes, AccessTokenLifetimeNS: int64(r.AccessTokenLifetime),
-		Version: r.Version, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
-	}
-}
-
-func (r resourceRecord) resourceServer() store.ResourceServer {
-	return store.ResourceServer{
-		ID: r.ID, Name: r.Name, Scopes: r.Scopes, AccessTokenLifetime: time.Duration(r.AccessTokenLifetimeNS),
-		Version: r.Version, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
-	}
-}
-
-// keyRecord is the stored JSON of a store.SigningKey. Sealed is the AEAD
-// ciphertext of the private key; the clear key is never stored (MISSION
-// §0.5).
-type keyRecord struct {
-	KID        string         `json:"kid"`
-	Alg        string         `json:"alg"`
-	PublicJWK  []byte         `json:"public_jwk"`
-	Sealed     []byte         `json:"sealed"`
-	KEKID      string         `json:"kek_id"`
-	State      store.KeyState `json:"state"`
-	CreatedAt  time.Time      `json:"created_at"`
-	ActivateAt time.Time      `json:"activate_at"`
-	RetireAt   time.Time      `json:"retire_at"`
-	Version    int64          `json:"version"`
-}
-
-func toKeyRecord(k store.SigningKey) keyRecord {
-	return keyRecord{
-		KID: k.KID, Alg: k.Alg, PublicJWK: k.PublicJWK, Sealed: k.Sealed, KEKID: k.KEKID, State: k.State,
-		CreatedAt: k.CreatedAt.UTC(), ActivateAt: k.ActivateAt.UTC(), RetireAt: k.RetireAt.UTC(), Version: k.Version,
-	}
-}
-
-func (r keyRecord) signingKey() store.SigningKey {
-	return store.SigningKey{
-		KID: r.KID, Alg: r.Alg, PublicJWK: r.PublicJWK, Sealed: r.Sealed, KEKID: r.KEKID, State: r.State,
-		CreatedAt: r.CreatedAt, ActivateAt: r.ActivateAt, RetireAt: r.RetireAt, Version: r.Version,
-	}
-}
-
 // CreateClient stores c with Version 1 (RFC 6749 §2). It returns
 // store.ErrAlreadyExists if the id is taken, and an error naming the field
 // when c is invalid (see validateClient).
@@ -223,16 +105,16 @@ func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
 		return fmt.Errorf("create client: %w", err)
 	}
 	c.Version = 1
-	return s.create(ctx, clientKind, c.ID, toClientRecord(c))
+	return s.create(ctx, clientKind, c.ID, record.FromClient(c))
 }
 
 // GetClient returns the client with id, or store.ErrNotFound.
 func (s *Store) GetClient(ctx context.Context, id string) (store.Client, error) {
-	var r clientRecord
+	var r record.Client
 	if err := s.fetch(ctx, clientKind, id, &r); err != nil {
 		return store.Client{}, err
 	}
-	return r.client(), nil
+	return r.Client(), nil
 }
 
 // UpdateClient replaces the stored client if its Version equals c.Version and
@@ -245,11 +127,11 @@ func (s *Store) UpdateClient(ctx context.Context, c store.Client) (store.Client,
 	}
 	was := c.Version
 	c.Version++
-	rec := toClientRecord(c)
+	rec := record.FromClient(c)
 	if err := s.replace(ctx, clientKind, c.ID, was, rec); err != nil {
 		return store.Client{}, err
 	}
-	return rec.client(), nil
+	return rec.Client(), nil
 }
 
 // DeleteClient removes a client; store.ErrNotFound if there was none.
@@ -261,11 +143,11 @@ func (s *Store) DeleteClient(ctx context.Context, id string) error {
 func (s *Store) ListClients(ctx context.Context) ([]store.Client, error) {
 	var out []store.Client
 	err := s.list(ctx, clientKind, func(t *txn, key []byte) bool {
-		var r clientRecord
+		var r record.Client
 		if !t.getJSON(bClients, key, &r) {
 			return false
 		}
-		out = append(out, r.client())
+		out = append(out, r.Client())
 		return true
 	})
 	if err != nil {
@@ -282,17 +164,17 @@ func (s *Store) CreateResourceServer(ctx context.Context, r store.ResourceServer
 		return fmt.Errorf("create resource server: %w", err)
 	}
 	r.Version = 1
-	return s.create(ctx, resourceKind, r.ID, toResourceRecord(r))
+	return s.create(ctx, resourceKind, r.ID, record.FromResourceServer(r))
 }
 
 // GetResourceServer returns the resource server with id, or
 // store.ErrNotFound.
 func (s *Store) GetResourceServer(ctx context.Context, id string) (store.ResourceServer, error) {
-	var r resourceRecord
+	var r record.ResourceServer
 	if err := s.fetch(ctx, resourceKind, id, &r); err != nil {
 		return store.ResourceServer{}, err
 	}
-	return r.resourceServer(), nil
+	return r.ResourceServer(), nil
 }
 
 // UpdateResourceServer replaces the stored resource server if its Version
@@ -305,11 +187,11 @@ func (s *Store) UpdateResourceServer(ctx context.Context, r store.ResourceServer
 	}
 	was := r.Version
 	r.Version++
-	rec := toResourceRecord(r)
+	rec := record.FromResourceServer(r)
 	if err := s.replace(ctx, resourceKind, r.ID, was, rec); err != nil {
 		return store.ResourceServer{}, err
 	}
-	return rec.resourceServer(), nil
+	return rec.ResourceServer(), nil
 }
 
 // DeleteResourceServer removes a resource server; store.ErrNotFound if there
@@ -322,11 +204,11 @@ func (s *Store) DeleteResourceServer(ctx context.Context, id string) error {
 func (s *Store) ListResourceServers(ctx context.Context) ([]store.ResourceServer, error) {
 	var out []store.ResourceServer
 	err := s.list(ctx, resourceKind, func(t *txn, key []byte) bool {
-		var r resourceRecord
+		var r record.ResourceServer
 		if !t.getJSON(bResources, key, &r) {
 			return false
 		}
-		out = append(out, r.resourceServer())
+		out = append(out, r.ResourceServer())
 		return true
 	})
 	if err != nil {
@@ -342,7 +224,7 @@ func (s *Store) CreateKey(ctx context.Context, k store.SigningKey) error {
 		return fmt.Errorf("create signing key: %w", err)
 	}
 	k.Version = 1
-	return s.create(ctx, keyKind, k.KID, toKeyRecord(k))
+	return s.create(ctx, keyKind, k.KID, record.FromSigningKey(k))
 }
 
 // UpdateKey replaces the stored key if its Version equals k.Version and
@@ -355,22 +237,22 @@ func (s *Store) UpdateKey(ctx context.Context, k store.SigningKey) (store.Signin
 	}
 	was := k.Version
 	k.Version++
-	rec := toKeyRecord(k)
+	rec := record.FromSigningKey(k)
 	if err := s.replace(ctx, keyKind, k.KID, was, rec); err != nil {
 		return store.SigningKey{}, err
 	}
-	return rec.signingKey(), nil
+	return rec.SigningKey(), nil
 }
 
 // ListKeys returns every key not deleted, ordered by CreatedAt (then kid).
 func (s *Store) ListKeys(ctx context.Context) ([]store.SigningKey, error) {
 	var out []store.SigningKey
 	err := s.list(ctx, keyKind, func(t *txn, key []byte) bool {
-		var r keyRecord
+		var r record.SigningKey
 		if !t.getJSON(bKeys, key, &r) {
 			return false
 		}
-		out = append(out, r.signingKey())
+		out = append(out, r.SigningKey())
 		return true
 	})
 	if err != nil {

@@ -3,16 +3,16 @@ package redis
 // Clients and resource servers (store.ClientStore). Signing keys are in
 // registry_keys.go, sessions and consents in registry_sessions.go.
 //
-// Each registry record is one string of JSON (the *Record types below, whose
-// field names are the stored schema) and each kind has a sorted-set index of
-// its ids. A record and its index share the kind's hash tag ({clients},
+// Each registry record is one string of JSON (the types of package record,
+// shared with the embedded backend, are the stored schema) and each kind has
+// a sorted-set index of its ids. A record and its index share the kind's hash tag ({clients},
 // {resources}, {keys}), so that create, compare-and-set update and delete are
 // single-slot scripts on Redis Cluster:
 //
 //	<prefix>{clients}        sorted set: every client id, score 0 (lexicographic)
-//	<prefix>{clients}:<id>   string: clientRecord JSON
+//	<prefix>{clients}:<id>   string: record.Client JSON
 //	<prefix>{resources}      sorted set: every resource server id, score 0
-//	<prefix>{resources}:<id> string: resourceRecord JSON
+//	<prefix>{resources}:<id> string: record.ResourceServer JSON
 //
 // A record key always has a ':' after the tag and an index key never does, so
 // no id can name an index.
@@ -22,11 +22,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/valetauth/valet/pkg/store"
+	"github.com/valetauth/valet/pkg/store/record"
 )
 
 // Bounds on registry fields: ids end up in keys, JWT claims, logs and event
@@ -208,137 +208,6 @@ func (s *Store) listIn(ctx context.Context, k recordKind) ([][]byte, error) {
 	return out, nil
 }
 
-// clientRecord is the stored JSON of a store.Client. Times are UTC with
-// nanoseconds; slices and maps keep the difference between nil (null) and
-// empty.
-type clientRecord struct {
-	ID                    string              `json:"id"`
-	Name                  string              `json:"name"`
-	Type                  store.ClientType    `json:"type"`
-	Secrets               []secretRecord      `json:"secrets"`
-	GrantTypes            []string            `json:"grant_types"`
-	RedirectURIs          []string            `json:"redirect_uris"`
-	Resources             map[string][]string `json:"resources"`
-	DefaultResource       string              `json:"default_resource"`
-	ResourceIDs           []string            `json:"resource_ids,omitempty"`
-	AccessTokenLifetimeNS int64               `json:"access_token_lifetime_ns"`
-	CORSOrigins           []string            `json:"cors_origins"`
-	FirstParty            bool                `json:"first_party"`
-	Disabled              bool                `json:"disabled"`
-	Version               int64               `json:"version"`
-	CreatedAt             time.Time           `json:"created_at"`
-	UpdatedAt             time.Time           `json:"updated_at"`
-}
-
-// secretRecord is one stored client secret: its keyed hash, never the secret.
-type secretRecord struct {
-	ID        string    `json:"id"`
-	Hash      []byte    `json:"hash"`
-	CreatedAt time.Time `json:"created_at"`
-	ExpiresAt time.Time `json:"expires_at"`
-}
-
-func toClientRecord(c store.Client) clientRecord {
-	var secrets []secretRecord
-	if c.Secrets != nil {
-		secrets = make([]secretRecord, len(c.Secrets))
-		for i, sec := range c.Secrets {
-			secrets[i] = secretRecord{
-				ID:        sec.ID,
-				Hash:      sec.Hash,
-				CreatedAt: sec.CreatedAt.UTC(),
-				ExpiresAt: sec.ExpiresAt.UTC(),
-			}
-		}
-	}
-	return clientRecord{
-		ID:                    c.ID,
-		Name:                  c.Name,
-		Type:                  c.Type,
-		Secrets:               secrets,
-		GrantTypes:            c.GrantTypes,
-		RedirectURIs:          c.RedirectURIs,
-		Resources:             c.Resources,
-		DefaultResource:       c.DefaultResource,
-		ResourceIDs:           c.ResourceIDs,
-		AccessTokenLifetimeNS: int64(c.AccessTokenLifetime),
-		CORSOrigins:           c.CORSOrigins,
-		FirstParty:            c.FirstParty,
-		Disabled:              c.Disabled,
-		Version:               c.Version,
-		CreatedAt:             c.CreatedAt.UTC(),
-		UpdatedAt:             c.UpdatedAt.UTC(),
-	}
-}
-
-func (r clientRecord) client() store.Client {
-	var secrets []store.Secret
-	if r.Secrets != nil {
-		secrets = make([]store.Secret, len(r.Secrets))
-		for i, sec := range r.Secrets {
-			secrets[i] = store.Secret{
-				ID:        sec.ID,
-				Hash:      sec.Hash,
-				CreatedAt: sec.CreatedAt,
-				ExpiresAt: sec.ExpiresAt,
-			}
-		}
-	}
-	return store.Client{
-		ID:                  r.ID,
-		Name:                r.Name,
-		Type:                r.Type,
-		Secrets:             secrets,
-		GrantTypes:          r.GrantTypes,
-		RedirectURIs:        r.RedirectURIs,
-		Resources:           r.Resources,
-		DefaultResource:     r.DefaultResource,
-		ResourceIDs:         r.ResourceIDs,
-		AccessTokenLifetime: time.Duration(r.AccessTokenLifetimeNS),
-		CORSOrigins:         r.CORSOrigins,
-		FirstParty:          r.FirstParty,
-		Disabled:            r.Disabled,
-		Version:             r.Version,
-		CreatedAt:           r.CreatedAt,
-		UpdatedAt:           r.UpdatedAt,
-	}
-}
-
-// resourceRecord is the stored JSON of a store.ResourceServer.
-type resourceRecord struct {
-	ID                    string    `json:"id"`
-	Name                  string    `json:"name"`
-	Scopes                []string  `json:"scopes"`
-	AccessTokenLifetimeNS int64     `json:"access_token_lifetime_ns"`
-	Version               int64     `json:"version"`
-	CreatedAt             time.Time `json:"created_at"`
-	UpdatedAt             time.Time `json:"updated_at"`
-}
-
-func toResourceRecord(r store.ResourceServer) resourceRecord {
-	return resourceRecord{
-		ID:                    r.ID,
-		Name:                  r.Name,
-		Scopes:                r.Scopes,
-		AccessTokenLifetimeNS: int64(r.AccessTokenLifetime),
-		Version:               r.Version,
-		CreatedAt:             r.CreatedAt.UTC(),
-		UpdatedAt:             r.UpdatedAt.UTC(),
-	}
-}
-
-func (r resourceRecord) resourceServer() store.ResourceServer {
-	return store.ResourceServer{
-		ID:                  r.ID,
-		Name:                r.Name,
-		Scopes:              r.Scopes,
-		AccessTokenLifetime: time.Duration(r.AccessTokenLifetimeNS),
-		Version:             r.Version,
-		CreatedAt:           r.CreatedAt,
-		UpdatedAt:           r.UpdatedAt,
-	}
-}
-
 // CreateClient stores c with Version 1 (RFC 6749 §2). It returns
 // store.ErrAlreadyExists if the id is taken, and an error naming the field
 // when c is invalid (see validateClient).
@@ -347,16 +216,16 @@ func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
 		return fmt.Errorf("create client: %w", err)
 	}
 	c.Version = 1
-	return s.createIn(ctx, clientKind, c.ID, 0, toClientRecord(c))
+	return s.createIn(ctx, clientKind, c.ID, 0, record.FromClient(c))
 }
 
 // GetClient returns the client with id, or store.ErrNotFound.
 func (s *Store) GetClient(ctx context.Context, id string) (store.Client, error) {
-	var r clientRecord
+	var r record.Client
 	if err := s.getIn(ctx, clientKind, id, &r); err != nil {
 		return store.Client{}, err
 	}
-	return r.client(), nil
+	return r.Client(), nil
 }
 
 // UpdateClient replaces the stored client if its Version equals c.Version and
@@ -370,11 +239,11 @@ func (s *Store) UpdateClient(ctx context.Context, c store.Client) (store.Client,
 	}
 	was := c.Version
 	c.Version++
-	rec := toClientRecord(c)
+	rec := record.FromClient(c)
 	if err := s.updateIn(ctx, clientKind, c.ID, was, 0, rec); err != nil {
 		return store.Client{}, err
 	}
-	return rec.client(), nil
+	return rec.Client(), nil
 }
 
 // DeleteClient removes a client; store.ErrNotFound if there was none.
@@ -390,11 +259,11 @@ func (s *Store) ListClients(ctx context.Context) ([]store.Client, error) {
 	}
 	out := make([]store.Client, 0, len(raw))
 	for _, data := range raw {
-		var r clientRecord
+		var r record.Client
 		if err := json.Unmarshal(data, &r); err != nil {
 			return nil, malformed("list clients", err)
 		}
-		out = append(out, r.client())
+		out = append(out, r.Client())
 	}
 	return out, nil
 }
@@ -407,17 +276,17 @@ func (s *Store) CreateResourceServer(ctx context.Context, r store.ResourceServer
 		return fmt.Errorf("create resource server: %w", err)
 	}
 	r.Version = 1
-	return s.createIn(ctx, resourceKind, r.ID, 0, toResourceRecord(r))
+	return s.createIn(ctx, resourceKind, r.ID, 0, record.FromResourceServer(r))
 }
 
 // GetResourceServer returns the resource server with id, or
 // store.ErrNotFound.
 func (s *Store) GetResourceServer(ctx context.Context, id string) (store.ResourceServer, error) {
-	var r resourceRecord
+	var r record.ResourceServer
 	if err := s.getIn(ctx, resourceKind, id, &r); err != nil {
 		return store.ResourceServer{}, err
 	}
-	return r.resourceServer(), nil
+	return r.ResourceServer(), nil
 }
 
 // UpdateResourceServer replaces the stored resource server if its Version
@@ -430,11 +299,11 @@ func (s *Store) UpdateResourceServer(ctx context.Context, r store.ResourceServer
 	}
 	was := r.Version
 	r.Version++
-	rec := toResourceRecord(r)
+	rec := record.FromResourceServer(r)
 	if err := s.updateIn(ctx, resourceKind, r.ID, was, 0, rec); err != nil {
 		return store.ResourceServer{}, err
 	}
-	return rec.resourceServer(), nil
+	return rec.ResourceServer(), nil
 }
 
 // DeleteResourceServer removes a resource server; store.ErrNotFound if there
@@ -451,11 +320,11 @@ func (s *Store) ListResourceServers(ctx context.Context) ([]store.ResourceServer
 	}
 	out := make([]store.ResourceServer, 0, len(raw))
 	for _, data := range raw {
-		var r resourceRecord
+		var r record.ResourceServer
 		if err := json.Unmarshal(data, &r); err != nil {
 			return nil, malformed("list resource servers", err)
 		}
-		out = append(out, r.resourceServer())
+		out = append(out, r.ResourceServer())
 	}
 	return out, nil
 }
