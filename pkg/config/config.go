@@ -294,6 +294,23 @@ type Limits struct {
 	LoginFailuresPerAccount int `yaml:"login_failures_per_account"`
 	// LoginFailuresPerIP is the same per client address (IPv6 per /64).
 	LoginFailuresPerIP int `yaml:"login_failures_per_ip"`
+	// ClientAuthFailuresPerSecond is the sustained rate of failed client authentications
+	// (invalid_client at /token, /device_authorization, /introspect and /revoke) a client
+	// address (IPv6 per /64) may make on one replica; past its burst, the address's requests
+	// to those endpoints are refused with 429 before they are authenticated. 0 turns it off.
+	// Per replica, in memory: no Redis round trip on the hot path (docs/security.md).
+	ClientAuthFailuresPerSecond int `yaml:"client_auth_failures_per_second"`
+	// ClientAuthFailuresBurst is how many failures an address may make at once before the
+	// rate applies; 0 means one second's worth (the rate).
+	ClientAuthFailuresBurst int `yaml:"client_auth_failures_burst"`
+	// ClientRequestsPerSecond is the sustained rate of requests one confidential client (by
+	// client_id) may make to those endpoints on one replica; past its burst, 429. 0 (the
+	// default) turns it off: machine clients of a platform IdP legitimately run thousands of
+	// tokens per second.
+	ClientRequestsPerSecond int `yaml:"client_requests_per_second"`
+	// ClientRequestsBurst is how many requests a client may make at once before the rate
+	// applies; 0 means one second's worth (the rate).
+	ClientRequestsBurst int `yaml:"client_requests_burst"`
 }
 
 // TrustedProxyPrefixes parses TrustedProxies; a bare address is a one-address prefix.
@@ -469,7 +486,8 @@ func Default() Config {
 		},
 		Log: Log{Level: "info", Format: "json"},
 		Limits: Limits{MaxBodyBytes: 64 << 10, RequestTimeout: 10 * time.Second,
-			LoginFailuresPerAccount: 5, LoginFailuresPerIP: 20},
+			LoginFailuresPerAccount: 5, LoginFailuresPerIP: 20,
+			ClientAuthFailuresPerSecond: 10, ClientAuthFailuresBurst: 50},
 	}
 }
 

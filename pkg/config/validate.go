@@ -53,6 +53,12 @@ const (
 	minRequestTimeout      = 100 * time.Millisecond
 	maxRequestTimeout      = 5 * time.Minute
 	maxLoginFailures       = 1000
+	// Bounds of the per-replica request limits: far above any sane setting, low enough that
+	// a typo (an extra few zeros) is caught rather than silently meaning "no limit".
+	maxClientAuthFailuresPerSecond = 10_000
+	maxClientAuthFailuresBurst     = 100_000
+	maxClientRequestsPerSecond     = 1_000_000
+	maxClientRequestsBurst         = 10_000_000
 )
 
 // Validate checks the whole configuration and returns every problem found, joined with
@@ -102,6 +108,10 @@ func (c *Config) Validate() error {
 	if n := c.Limits.LoginFailuresPerIP; n < 1 || n > maxLoginFailures {
 		v.addf("limits.login_failures_per_ip", "%d is out of range 1..%d", n, maxLoginFailures)
 	}
+	v.intRange("limits.client_auth_failures_per_second", c.Limits.ClientAuthFailuresPerSecond, 0, maxClientAuthFailuresPerSecond)
+	v.intRange("limits.client_auth_failures_burst", c.Limits.ClientAuthFailuresBurst, 0, maxClientAuthFailuresBurst)
+	v.intRange("limits.client_requests_per_second", c.Limits.ClientRequestsPerSecond, 0, maxClientRequestsPerSecond)
+	v.intRange("limits.client_requests_burst", c.Limits.ClientRequestsBurst, 0, maxClientRequestsBurst)
 	v.bootstrap(c.Bootstrap, c.Tokens.MaxAccessTokenLifetime)
 	return errors.Join(v.errs...)
 }
@@ -114,6 +124,13 @@ type validator struct {
 
 func (v *validator) addf(key, format string, args ...any) {
 	v.errs = append(v.errs, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
+}
+
+// intRange adds a problem unless lo <= n <= hi.
+func (v *validator) intRange(key string, n, lo, hi int) {
+	if n < lo || n > hi {
+		v.addf(key, "%d is out of range %d..%d", n, lo, hi)
+	}
 }
 
 func (v *validator) between(key string, d, lo, hi time.Duration) {

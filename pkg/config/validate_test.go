@@ -99,6 +99,14 @@ func TestValidateRefusesUnsafe(t *testing.T) {
 		{"bad trusted proxy", func(c *Config) { c.Limits.TrustedProxies = "10.0.0.0/8, proxy.local" }, "limits.trusted_proxies", "not an address"},
 		{"zero account failures", func(c *Config) { c.Limits.LoginFailuresPerAccount = 0 }, "limits.login_failures_per_account", "out of range"},
 		{"huge ip failures", func(c *Config) { c.Limits.LoginFailuresPerIP = 5000 }, "limits.login_failures_per_ip", "out of range"},
+		{"negative client auth failure rate", func(c *Config) { c.Limits.ClientAuthFailuresPerSecond = -1 }, "limits.client_auth_failures_per_second", "out of range 0..10000"},
+		{"huge client auth failure rate", func(c *Config) { c.Limits.ClientAuthFailuresPerSecond = 10_001 }, "limits.client_auth_failures_per_second", "out of range 0..10000"},
+		{"negative client auth failure burst", func(c *Config) { c.Limits.ClientAuthFailuresBurst = -1 }, "limits.client_auth_failures_burst", "out of range 0..100000"},
+		{"huge client auth failure burst", func(c *Config) { c.Limits.ClientAuthFailuresBurst = 100_001 }, "limits.client_auth_failures_burst", "out of range 0..100000"},
+		{"negative client request rate", func(c *Config) { c.Limits.ClientRequestsPerSecond = -5 }, "limits.client_requests_per_second", "out of range 0..1000000"},
+		{"huge client request rate", func(c *Config) { c.Limits.ClientRequestsPerSecond = 1_000_001 }, "limits.client_requests_per_second", "out of range 0..1000000"},
+		{"negative client request burst", func(c *Config) { c.Limits.ClientRequestsBurst = -1 }, "limits.client_requests_burst", "out of range 0..10000000"},
+		{"huge client request burst", func(c *Config) { c.Limits.ClientRequestsBurst = 10_000_001 }, "limits.client_requests_burst", "out of range 0..10000000"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -173,6 +181,12 @@ func TestValidateAccepts(t *testing.T) {
 		}},
 		{"listen on port 0", func(c *Config) { c.Services.Edge.Listen, c.Services.Edge.AdminListen = ":0", ":0" }},
 		{"plain-http upstream outside dev mode", func(c *Config) { c.Services.Edge.Upstream = "http://api.internal:8080/v1" }},
+		{"client auth failure limit off", func(c *Config) { c.Limits.ClientAuthFailuresPerSecond, c.Limits.ClientAuthFailuresBurst = 0, 0 }},
+		{"client auth failure limit at bounds", func(c *Config) {
+			c.Limits.ClientAuthFailuresPerSecond, c.Limits.ClientAuthFailuresBurst = 10_000, 100_000
+		}},
+		{"per-client limit on", func(c *Config) { c.Limits.ClientRequestsPerSecond, c.Limits.ClientRequestsBurst = 5000, 10_000 }},
+		{"per-client limit with default burst", func(c *Config) { c.Limits.ClientRequestsPerSecond = 1 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,7 +2,10 @@
 // hold across every issuer replica: growing back-off for passwords (Backoff,
 // Login) and capped attempts per window for cheap guesses such as device
 // user codes (Attempts; LocalAttempts is its in-memory twin for the
-// single-process embedded deployment).
+// single-process embedded deployment). Requests is the exception, a keyed
+// token bucket kept in memory for limits on hot paths, where a Redis round
+// trip per request would cost more than the limit is worth (requests.go;
+// subpackage clientlimit applies it at the client-authenticated endpoints).
 //
 // A Backoff counts failures per key (an account, a client address). The
 // first Free failures cost nothing; each further failure makes the key wait

@@ -28,6 +28,7 @@ import (
 	"github.com/valetauth/valet/pkg/config"
 	"github.com/valetauth/valet/pkg/edge"
 	"github.com/valetauth/valet/pkg/keys"
+	"github.com/valetauth/valet/pkg/ratelimit/clientlimit"
 	"github.com/valetauth/valet/pkg/revoke"
 	"github.com/valetauth/valet/pkg/secret"
 	"github.com/valetauth/valet/pkg/store"
@@ -60,9 +61,17 @@ type harness struct {
 	hasher  *secret.Hasher
 	rev     *revoke.Revoker
 	svc     *introspection.Service
+	reg     *prometheus.Registry
 }
 
-func newHarness(t testing.TB) *harness {
+// newHarness is newHarnessWith the default request limits, as
+// cmd/introspection builds them.
+func newHarness(t testing.TB) *harness { return newHarnessWith(t, nil) }
+
+// newHarnessWith starts the harness with the service's request limits from
+// limits, which may also change the configuration (trusted proxies); nil:
+// the defaults of config.Default, as cmd/introspection builds them.
+func newHarnessWith(t testing.TB, limits func(cfg *config.Config) clientlimit.Limits) *harness {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -116,6 +125,12 @@ func newHarness(t testing.TB) *harness {
 	cfg.Issuer = testIssuer
 	cfg.Services.Introspection = config.Service{PublicURL: "http://introspect.test", Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0"}
 	cfg.NATS.SubjectPrefix = ns.Prefix
+	var cl clientlimit.Limits
+	if limits != nil {
+		cl = limits(&cfg)
+	} else if cl, err = clientlimit.FromConfig(cfg.Limits); err != nil {
+		t.Fatal(err)
+	}
 	h.keys, err = keys.New(keys.Config{
 		Source: testIssuer, Algorithm: keys.ES256,
 		RotationInterval: 24 * time.Hour, PublishLeadTime: time.Second,
@@ -173,9 +188,10 @@ func newHarness(t testing.TB) *harness {
 	}
 	t.Cleanup(func() { _ = chk.Close() })
 
+	h.reg = prometheus.NewRegistry()
 	svc, err := introspection.New(&cfg, introspection.Deps{
-		Logger: zap.NewNop(), Registry: prometheus.NewRegistry(),
-		Store: h.st, Clients: cache, Secrets: h.hasher, Checker: chk,
+		Logger: zap.NewNop(), Registry: h.reg,
+		Store: h.st, Clients: cache, Secrets: h.hasher, Checker: chk, ClientLimits: cl,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -3,10 +3,14 @@ package introspection
 // The introspection endpoint (RFC 7662), the service's hot path, top to
 // bottom:
 //
-//  1. serve: read the form (POST, form-encoded, bounded, no repeated
-//     parameter) into a pooled request, authenticate the caller
-//     (pkg/clientauth against the in-process client cache; public clients
-//     may not introspect, §2.1 requires the caller's authorization);
+//  1. serve: refuse an address that has run out of failed client
+//     authentications (pkg/ratelimit/clientlimit: in memory, no Redis),
+//     read the form (POST, form-encoded, bounded, no repeated parameter)
+//     into a pooled request, authenticate the caller (pkg/clientauth
+//     against the in-process client cache; public clients may not
+//     introspect, §2.1 requires the caller's authorization; every
+//     invalid_client spends one of the address's failures), then the
+//     per-client request limit when configured;
 //  2. an opaque "vrt_" refresh token is looked up in the store: active only
 //     while it is its family's live token, and only for the family's own
 //     client;
@@ -39,6 +43,7 @@ import (
 	"github.com/valetauth/valet/pkg/clientauth"
 	"github.com/valetauth/valet/pkg/edge"
 	"github.com/valetauth/valet/pkg/oautherr"
+	"github.com/valetauth/valet/pkg/ratelimit/clientlimit"
 	"github.com/valetauth/valet/pkg/store"
 	"github.com/valetauth/valet/pkg/token"
 )
@@ -61,6 +66,8 @@ type endpoint struct {
 	log     *zap.Logger
 	skew    time.Duration
 	maxBody int64
+	// limits are the per-replica request limits (nil: none).
+	limits *clientlimit.Guard
 }
 
 // request is one request's state and scratch buffer, pooled.
@@ -85,8 +92,16 @@ func (ep *endpoint) serve(c echo.Context) error {
 	start := time.Now()
 	r, w := c.Request(), c.Response()
 	req := requestPool.Get().(*request)
-	kind, body, err := ep.process(r.Context(), r, req)
+	kind := kindUnknown
+	var body []byte
+	// An address out of failed client authentications is refused unread
+	// and unauthenticated; every invalid_client answer spends one.
+	addr, err := ep.limits.Admit(c)
+	if err == nil {
+		kind, body, err = ep.process(r.Context(), r, req)
+	}
 	if err != nil {
+		ep.limits.Answered(addr, err)
 		e := oautherr.From(err)
 		ep.met.requests.WithLabelValues(kind, e.Code).Inc()
 		if e.Status >= 500 {
@@ -140,6 +155,9 @@ func (ep *endpoint) process(ctx context.Context, r *http.Request, req *request) 
 	}
 	if auth.Client.Type != store.Confidential {
 		return kindUnknown, nil, oautherr.ErrInvalidClient.WithDescription("Public clients may not introspect tokens.")
+	}
+	if err := ep.limits.Client(auth); err != nil {
+		return kindUnknown, nil, err
 	}
 	tok := f.Get("token")
 	if tok == "" {

@@ -11,6 +11,7 @@ import (
 	"github.com/valetauth/valet/pkg/clientauth"
 	"github.com/valetauth/valet/pkg/config"
 	"github.com/valetauth/valet/pkg/edge"
+	"github.com/valetauth/valet/pkg/ratelimit/clientlimit"
 	"github.com/valetauth/valet/pkg/server"
 	"github.com/valetauth/valet/pkg/store"
 )
@@ -52,6 +53,12 @@ type Deps struct {
 	Clock func() time.Time
 	// Ready lists further /readyz checks (NATS, JWKS, ...).
 	Ready []server.Check
+	// ClientLimits are this replica's request limits at /introspect
+	// (pkg/ratelimit/clientlimit, docs/security.md): failed client
+	// authentications per client address, and requests per client. In
+	// memory: the endpoint keeps its one Redis round trip. Nil fields (the
+	// zero value): no limit.
+	ClientLimits clientlimit.Limits
 }
 
 // IntrospectPath is the RFC 7662 endpoint on the public listener.
@@ -96,9 +103,14 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	limited, err := clientlimit.NewMetrics(deps.Registry)
+	if err != nil {
+		return nil, err
+	}
 	ep := &endpoint{
 		auth: auth, st: deps.Store, check: deps.Checker, met: met, log: deps.Logger,
 		skew: cfg.Tokens.ClockSkew, maxBody: cfg.Limits.MaxBodyBytes,
+		limits: limited.Guard("introspect", deps.ClientLimits, deps.Logger),
 	}
 	srv.Public.Any(IntrospectPath, ep.serve)
 	return &Service{srv: srv, ep: ep}, nil

@@ -52,6 +52,7 @@ import (
 	"github.com/valetauth/valet/pkg/config"
 	"github.com/valetauth/valet/pkg/oautherr"
 	"github.com/valetauth/valet/pkg/ratelimit"
+	"github.com/valetauth/valet/pkg/ratelimit/clientlimit"
 	"github.com/valetauth/valet/pkg/store"
 	"github.com/valetauth/valet/pkg/token"
 )
@@ -122,6 +123,9 @@ type deviceFlow struct {
 	verify   string // verification_uri
 	limiter  DeviceLimiter
 	outcomes *prometheus.CounterVec
+	// limits are the per-replica request limits of /device_authorization,
+	// as at /token (nil: none).
+	limits *clientlimit.Guard
 }
 
 // deviceGrantsOf returns the device store of deps, or nil when the grant
@@ -209,8 +213,13 @@ type deviceAuthResponse struct {
 // authorization answers POST /device_authorization (RFC 8628 §3.1, §3.2).
 func (d *deviceFlow) authorization(c echo.Context) error {
 	r, w := c.Request(), c.Response()
-	res, err := d.startAuthorization(r.Context(), r)
+	var res deviceAuthResponse
+	addr, err := d.limits.Admit(c) // as at /token
+	if err == nil {
+		res, err = d.startAuthorization(r.Context(), r)
+	}
 	if err != nil {
+		d.limits.Answered(addr, err)
 		e := oautherr.From(err)
 		if e.Status >= 500 {
 			d.log.Warn("device authorization failed", zap.String("error", e.Code), zap.Error(e.Cause()))
@@ -245,6 +254,9 @@ func (d *deviceFlow) startAuthorization(ctx context.Context, r *http.Request) (d
 	}
 	auth, err := d.t.auth.Authenticate(ctx, creds)
 	if err != nil {
+		return deviceAuthResponse{}, err
+	}
+	if err := d.limits.Client(auth); err != nil {
 		return deviceAuthResponse{}, err
 	}
 	cl := auth.Client

@@ -178,6 +178,7 @@ func newHarness(t testing.TB) *harness {
 	deps := issuer.Deps{
 		Logger: zapNop(log), Registry: h.reg,
 		Store: h.st, Keys: h.keys, Clients: h.cache, Secrets: h.hasher, Clock: h.clock.Now,
+		ClientLimits: defaultClientLimits(t), // as cmd/issuer: a correct client is never limited
 	}
 	h.svc, err = issuer.New(h.cfg, deps)
 	if err != nil {

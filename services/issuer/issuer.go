@@ -15,6 +15,7 @@ import (
 	"github.com/valetauth/valet/pkg/config"
 	"github.com/valetauth/valet/pkg/cors"
 	"github.com/valetauth/valet/pkg/keys"
+	"github.com/valetauth/valet/pkg/ratelimit/clientlimit"
 	"github.com/valetauth/valet/pkg/server"
 	"github.com/valetauth/valet/pkg/store"
 )
@@ -93,6 +94,12 @@ type Deps struct {
 	// across replicas; on any other store (valet dev's embedded bbolt file,
 	// one process by construction) an in-memory *ratelimit.LocalAttempts.
 	DeviceLimiter DeviceLimiter
+	// ClientLimits are this replica's request limits at /token and
+	// /device_authorization (pkg/ratelimit/clientlimit, docs/security.md):
+	// failed client authentications per client address, and requests per
+	// confidential client. In memory, no Redis round trip; cmd/issuer builds
+	// them from limits.client_*. Nil fields (the zero value): no limit.
+	ClientLimits clientlimit.Limits
 	// Audit publishes family.created and family.rotated, best effort
 	// (*bus.Publisher); nil publishes nothing.
 	Audit AuditPublisher
@@ -153,6 +160,11 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	limited, err := clientlimit.NewMetrics(deps.Registry)
+	if err != nil {
+		return nil, err
+	}
+	tok.limits = limited.Guard("token", deps.ClientLimits, deps.Logger)
 	disc, err := newDiscovery(cfg, deps.Keys, tok.grantTypes())
 	if err != nil {
 		return nil, err
@@ -186,6 +198,7 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 			return nil, err
 		}
 		if dv != nil {
+			dv.limits = limited.Guard("device_authorization", deps.ClientLimits, deps.Logger)
 			dv.register(pub)
 		}
 	}

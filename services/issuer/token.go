@@ -3,10 +3,14 @@ package issuer
 // The token endpoint (RFC 6749 §3.2, §5), the issuer's hot path, top to
 // bottom:
 //
-//  1. serve: read the form (POST, form-encoded, bounded, no repeated
+//  1. serve: refuse an address that has run out of failed client
+//     authentications (pkg/ratelimit/clientlimit: one in-memory lookup, no
+//     Redis), read the form (POST, form-encoded, bounded, no repeated
 //     parameter), authenticate the client (pkg/clientauth, against the
-//     in-process client cache), and hand the request to the one grant
-//     handler that claims its grant_type (fosite's handler pattern, typed);
+//     in-process client cache; invalid_client spends one of the address's
+//     failures), apply the per-client request limit when configured, and
+//     hand the request to the one grant handler that claims its grant_type
+//     (fosite's handler pattern, typed);
 //  2. clientCredentials.handle (RFC 6749 §4.4): the grant allowed, the
 //     resource (RFC 8707), the scopes, the lifetime;
 //  3. mint: the RFC 9068 claims written by hand into a pooled buffer and
@@ -34,6 +38,7 @@ import (
 	"github.com/valetauth/valet/pkg/config"
 	"github.com/valetauth/valet/pkg/keys"
 	"github.com/valetauth/valet/pkg/oautherr"
+	"github.com/valetauth/valet/pkg/ratelimit/clientlimit"
 	"github.com/valetauth/valet/pkg/store"
 	"github.com/valetauth/valet/pkg/token"
 )
@@ -95,6 +100,8 @@ type tokenEndpoint struct {
 	log      *zap.Logger
 	now      func() time.Time
 	maxBody  int64
+	// limits are the per-replica request limits (nil: none).
+	limits *clientlimit.Guard
 
 	// claimsPrefix is `{"iss":"<issuer>","sub":` — the same for every token.
 	claimsPrefix    []byte
@@ -144,8 +151,16 @@ func (t *tokenEndpoint) serve(c echo.Context) error {
 	start := time.Now()
 	r, w := c.Request(), c.Response()
 	req := requestPool.Get().(*tokenRequest)
-	grant, res, err := t.process(r.Context(), r, req)
+	var grant string
+	var res issued
+	// An address out of failed client authentications is refused unread
+	// and unauthenticated; every invalid_client answer spends one.
+	addr, err := t.limits.Admit(c)
+	if err == nil {
+		grant, res, err = t.process(r.Context(), r, req)
+	}
 	if err != nil {
+		t.limits.Answered(addr, err)
 		t.fail(w, grant, req, err)
 		t.met.latency.WithLabelValues(grantLabel(grant)).Observe(time.Since(start).Seconds())
 	} else {
@@ -182,6 +197,9 @@ func (t *tokenEndpoint) process(ctx context.Context, r *http.Request, req *token
 	}
 	auth, err := t.auth.Authenticate(ctx, creds)
 	if err != nil {
+		return grant, issued{}, err
+	}
+	if err := t.limits.Client(auth); err != nil {
 		return grant, issued{}, err
 	}
 	var h grantHandler

@@ -30,6 +30,7 @@ import (
 	"github.com/valetauth/valet/pkg/config"
 	"github.com/valetauth/valet/pkg/edge"
 	"github.com/valetauth/valet/pkg/keys"
+	"github.com/valetauth/valet/pkg/ratelimit/clientlimit"
 	"github.com/valetauth/valet/pkg/revoke"
 	"github.com/valetauth/valet/pkg/secret"
 	"github.com/valetauth/valet/pkg/store"
@@ -69,10 +70,19 @@ type harness struct {
 	hasher  *secret.Hasher
 	rev     *revoke.Revoker
 	svc     *revocation.Service
+	reg     *prometheus.Registry // the revocation service's
 	edge    *edge.Verifier
 }
 
-func newHarness(t testing.TB) *harness {
+// newHarness is newHarnessWith the default request limits, as the mains
+// build them.
+func newHarness(t testing.TB) *harness { return newHarnessWith(t, nil) }
+
+// newHarnessWith starts the harness with the revocation service's request
+// limits from limits, which may also change the configuration (trusted
+// proxies); nil: the defaults of config.Default, as cmd/revocation builds
+// them. Introspection always runs with the defaults.
+func newHarnessWith(t testing.TB, limits func(cfg *config.Config) clientlimit.Limits) *harness {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -128,6 +138,14 @@ func newHarness(t testing.TB) *harness {
 	cfg.Services.Introspection = config.Service{PublicURL: "http://introspect.test", Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0"}
 	cfg.Services.Revocation = config.Service{PublicURL: "http://revoke.test", Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0"}
 	cfg.NATS.SubjectPrefix = ns.Prefix
+	defaults, err := clientlimit.FromConfig(cfg.Limits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	revLimits := defaults
+	if limits != nil {
+		revLimits = limits(&cfg)
+	}
 	h.keys, err = keys.New(keys.Config{
 		Source: testIssuer, Algorithm: keys.ES256,
 		RotationInterval: 24 * time.Hour, PublishLeadTime: time.Second,
@@ -185,7 +203,7 @@ func newHarness(t testing.TB) *harness {
 
 	isvc, err := introspection.New(&cfg, introspection.Deps{
 		Logger: zap.NewNop(), Registry: prometheus.NewRegistry(),
-		Store: h.st, Clients: cache, Secrets: h.hasher, Checker: chk,
+		Store: h.st, Clients: cache, Secrets: h.hasher, Checker: chk, ClientLimits: defaults,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -196,9 +214,10 @@ func newHarness(t testing.TB) *harness {
 		t.Fatal(err)
 	}
 	h.url = "http://" + addr.String() + introspection.IntrospectPath
+	h.reg = prometheus.NewRegistry()
 	h.svc, err = revocation.New(&cfg, revocation.Deps{
-		Logger: zap.NewNop(), Registry: prometheus.NewRegistry(),
-		Store: h.st, Revoker: h.rev, Clients: cache, Secrets: h.hasher, Checker: chk,
+		Logger: zap.NewNop(), Registry: h.reg,
+		Store: h.st, Revoker: h.rev, Clients: cache, Secrets: h.hasher, Checker: chk, ClientLimits: revLimits,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/valetauth/valet/pkg/config"
 	"github.com/valetauth/valet/pkg/cors"
 	"github.com/valetauth/valet/pkg/edge"
+	"github.com/valetauth/valet/pkg/ratelimit/clientlimit"
 	"github.com/valetauth/valet/pkg/revoke"
 	"github.com/valetauth/valet/pkg/server"
 	"github.com/valetauth/valet/pkg/store"
@@ -75,6 +76,12 @@ type Deps struct {
 	Origins cors.Origins
 	// Ready lists further /readyz checks (NATS, JWKS, ...).
 	Ready []server.Check
+	// ClientLimits are this replica's request limits at /revoke
+	// (pkg/ratelimit/clientlimit, docs/security.md): failed client
+	// authentications per client address, and requests per confidential
+	// client. In memory, no Redis round trip. Nil fields (the zero value):
+	// no limit.
+	ClientLimits clientlimit.Limits
 }
 
 // Service is one running revocation service.
@@ -129,9 +136,14 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	limited, err := clientlimit.NewMetrics(deps.Registry)
+	if err != nil {
+		return nil, err
+	}
 	ep := &endpoint{
 		auth: auth, st: deps.Store, rev: deps.Revoker, check: deps.Checker,
 		met: met, log: deps.Logger, now: now, maxBody: cfg.Limits.MaxBodyBytes,
+		limits: limited.Guard("revoke", deps.ClientLimits, deps.Logger),
 	}
 	srv.Public.Any(RevokePath, ep.serve, cors.Policy{Origins: deps.Origins, Methods: []string{http.MethodPost},
 		Expose: []string{"WWW-Authenticate", "Retry-After"}}.Middleware())

@@ -2,9 +2,13 @@ package revocation
 
 // The RFC 7009 revocation endpoint, top to bottom:
 //
-//  1. serve: read the form (POST, form-encoded, bounded, no repeated
-//     parameter), authenticate the client (pkg/clientauth: Basic or post for
-//     confidential clients, client_id alone for public ones, §2.1);
+//  1. serve: refuse an address that has run out of failed client
+//     authentications (pkg/ratelimit/clientlimit: in memory, no Redis),
+//     read the form (POST, form-encoded, bounded, no repeated parameter),
+//     authenticate the client (pkg/clientauth: Basic or post for
+//     confidential clients, client_id alone for public ones, §2.1; every
+//     invalid_client spends one of the address's failures), then the
+//     per-client request limit when configured;
 //  2. classify the token by its shape, whatever token_type_hint says (the
 //     hint only saves a lookup, §2.1, and both types are supported, so
 //     unsupported_token_type is never sent): an opaque "vrt_" refresh token
@@ -35,6 +39,7 @@ import (
 	"github.com/valetauth/valet/pkg/clientauth"
 	"github.com/valetauth/valet/pkg/edge"
 	"github.com/valetauth/valet/pkg/oautherr"
+	"github.com/valetauth/valet/pkg/ratelimit/clientlimit"
 	"github.com/valetauth/valet/pkg/revoke"
 	"github.com/valetauth/valet/pkg/store"
 	"github.com/valetauth/valet/pkg/token"
@@ -52,14 +57,23 @@ type endpoint struct {
 	log     *zap.Logger
 	now     func() time.Time
 	maxBody int64
+	// limits are the per-replica request limits (nil: none).
+	limits *clientlimit.Guard
 }
 
 // serve answers one /revoke request (RFC 7009 §2).
 func (ep *endpoint) serve(c echo.Context) error {
 	start := time.Now()
 	r, w := c.Request(), c.Response()
-	kind, result, err := ep.process(r.Context(), r)
+	kind, result := kindUnknown, ""
+	// An address out of failed client authentications is refused unread
+	// and unauthenticated; every invalid_client answer spends one.
+	addr, err := ep.limits.Admit(c)
+	if err == nil {
+		kind, result, err = ep.process(r.Context(), r)
+	}
 	if err != nil {
+		ep.limits.Answered(addr, err)
 		e := oautherr.From(err)
 		result = e.Code
 		if e.Status >= 500 {
@@ -94,6 +108,9 @@ func (ep *endpoint) process(ctx context.Context, r *http.Request) (kind, result 
 	}
 	auth, err := ep.auth.Authenticate(ctx, creds)
 	if err != nil {
+		return kind, "", err
+	}
+	if err := ep.limits.Client(auth); err != nil {
 		return kind, "", err
 	}
 	tok := f.Get("token")

@@ -46,6 +46,7 @@ import (
 	"github.com/valetauth/valet/pkg/cors"
 	pkgedge "github.com/valetauth/valet/pkg/edge"
 	"github.com/valetauth/valet/pkg/keys"
+	"github.com/valetauth/valet/pkg/ratelimit/clientlimit"
 	"github.com/valetauth/valet/pkg/revoke"
 	"github.com/valetauth/valet/pkg/secret"
 	"github.com/valetauth/valet/pkg/server"
@@ -398,8 +399,16 @@ func newDev(ctx context.Context, o devOptions) (_ *devServer, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// Request limits (limits.client_*), one set per service as each
+	// service's main builds them: in memory, per replica.
+	var clientLimits [3]clientlimit.Limits
+	for i := range clientLimits {
+		if clientLimits[i], err = clientlimit.FromConfig(cfg.Limits); err != nil {
+			return nil, err
+		}
+	}
 	iss, err := issuer.New(cfg, issuer.Deps{
-		Logger: d.log, Registry: issReg,
+		Logger: d.log, Registry: issReg, ClientLimits: clientLimits[0],
 		Store: d.st, Keys: km, Clients: cache, Secrets: hasher,
 		// The user grants (authorization code with PKCE, refresh, device,
 		// login and consent pages), wired as in cmd/issuer. LoginLimiter
@@ -422,7 +431,7 @@ func newDev(ctx context.Context, o devOptions) (_ *devServer, err error) {
 		return nil, err
 	}
 	in, err := introspection.New(cfg, introspection.Deps{
-		Logger: d.log, Registry: inReg,
+		Logger: d.log, Registry: inReg, ClientLimits: clientLimits[1],
 		Store: d.st, Clients: cache, Secrets: hasher, Checker: chk,
 		Ready: []server.Check{natsReady, jwksReady},
 	})
@@ -430,7 +439,7 @@ func newDev(ctx context.Context, o devOptions) (_ *devServer, err error) {
 		return nil, err
 	}
 	rv, err := revocation.New(cfg, revocation.Deps{
-		Logger: d.log, Registry: revReg,
+		Logger: d.log, Registry: revReg, ClientLimits: clientLimits[2],
 		Store: d.st, Revoker: rev, Clients: cache, Secrets: hasher, Checker: chk,
 		Origins: origins,
 		Ready:   []server.Check{natsReady, jwksReady},

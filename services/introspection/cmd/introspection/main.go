@@ -19,6 +19,7 @@ import (
 	"github.com/valetauth/valet/pkg/boot"
 	"github.com/valetauth/valet/pkg/clients"
 	"github.com/valetauth/valet/pkg/edge"
+	"github.com/valetauth/valet/pkg/ratelimit/clientlimit"
 	"github.com/valetauth/valet/pkg/secret"
 	"github.com/valetauth/valet/pkg/server"
 	"github.com/valetauth/valet/services/introspection"
@@ -104,9 +105,17 @@ func build(ctx context.Context, env boot.Env) (boot.Runner, error) {
 	}
 	closeAll = func() { _ = chk.Close(); nc.Close(); _ = st.Close() }
 
+	// Request limits at /introspect: in this replica's memory, so that the
+	// endpoint keeps its one Redis round trip.
+	clientLimits, err := clientlimit.FromConfig(cfg.Limits)
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
 	svc, err := introspection.New(cfg, introspection.Deps{
 		Logger: log, Registry: env.Registry,
 		Store: st, Clients: cache, Secrets: hasher, Checker: chk,
+		ClientLimits: clientLimits,
 		Ready: []server.Check{
 			{Name: "nats", Fn: func(context.Context) error {
 				if s := nc.Status(); s != nats.CONNECTED {

@@ -29,6 +29,7 @@ import (
 	"github.com/valetauth/valet/pkg/edge"
 	"github.com/valetauth/valet/pkg/keys"
 	"github.com/valetauth/valet/pkg/ratelimit"
+	"github.com/valetauth/valet/pkg/ratelimit/clientlimit"
 	"github.com/valetauth/valet/pkg/revoke"
 	"github.com/valetauth/valet/pkg/secret"
 	"github.com/valetauth/valet/pkg/server"
@@ -221,10 +222,18 @@ func build(ctx context.Context, env boot.Env) (boot.Runner, error) {
 		closeAll()
 		return nil, err
 	}
+	// Request limits at /token and /device_authorization: in this
+	// replica's memory, never a Redis round trip on the hot path.
+	clientLimits, err := clientlimit.FromConfig(cfg.Limits)
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
 	svc, err := issuer.New(cfg, issuer.Deps{
 		Logger: log, Registry: env.Registry, Origins: origins,
 		Store: st, Keys: km, Clients: cache, Secrets: hasher,
 		Grants: st, Sessions: st, Users: ua, Revoker: rev, Audit: pub, LoginLimiter: limiter,
+		ClientLimits: clientLimits,
 		Admin: &issuer.AdminDeps{
 			Store: st, Checker: chk, Revoker: rev, Keys: km, Hasher: hasher, Cache: cache,
 			Publisher: keys.PublisherFunc(func(ctx context.Context, e events.Event) error {

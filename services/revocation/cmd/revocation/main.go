@@ -23,6 +23,7 @@ import (
 	"github.com/valetauth/valet/pkg/clients"
 	"github.com/valetauth/valet/pkg/cors"
 	"github.com/valetauth/valet/pkg/edge"
+	"github.com/valetauth/valet/pkg/ratelimit/clientlimit"
 	"github.com/valetauth/valet/pkg/revoke"
 	"github.com/valetauth/valet/pkg/secret"
 	"github.com/valetauth/valet/pkg/server"
@@ -120,9 +121,17 @@ func build(ctx context.Context, env boot.Env) (boot.Runner, error) {
 	}
 	closeAll = func() { _ = chk.Close(); nc.Close(); _ = st.Close() }
 
+	// Request limits at /revoke: in this replica's memory, never a Redis
+	// round trip.
+	clientLimits, err := clientlimit.FromConfig(cfg.Limits)
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
 	svc, err := revocation.New(cfg, revocation.Deps{
 		Logger: log, Registry: env.Registry, Origins: origins,
 		Store: st, Revoker: rev, Clients: cache, Secrets: hasher, Checker: chk,
+		ClientLimits: clientLimits,
 		Ready: []server.Check{
 			{Name: "nats", Fn: func(context.Context) error {
 				if s := nc.Status(); s != nats.CONNECTED {

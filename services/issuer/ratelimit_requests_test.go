@@ -1,0 +1,280 @@
+package issuer_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/valetauth/valet/pkg/config"
+	"github.com/valetauth/valet/pkg/ratelimit"
+	"github.com/valetauth/valet/pkg/ratelimit/clientlimit"
+	"github.com/valetauth/valet/pkg/store"
+	"github.com/valetauth/valet/services/issuer"
+)
+
+// The per-replica request limits at /token and /device_authorization
+// (pkg/ratelimit/clientlimit, docs/security.md "Request rate limits"),
+// through the real handler on the harness's Redis and JetStream.
+
+// limitClock is the limiters' clock, moved by hand so that refills are
+// deterministic.
+type limitClock struct{ ns atomic.Int64 }
+
+func newLimitClock() *limitClock {
+	c := &limitClock{}
+	c.ns.Store(time.Now().UnixNano())
+	return c
+}
+
+func (c *limitClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *limitClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+// defaultClientLimits are the limits cmd/issuer builds from the default
+// configuration; the base harness runs with them, so that every test of
+// the package shows a correct client is never limited by the defaults.
+func defaultClientLimits(t testing.TB) clientlimit.Limits {
+	t.Helper()
+	l, err := clientlimit.FromConfig(config.Default().Limits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+const (
+	addrLimitedDesc   = "too many failed client authentications from this address; retry later"
+	clientLimitedDesc = "too many requests from this client: its request rate limit is exceeded; retry later"
+)
+
+// limitedIssuer starts one more issuer (user grants and device flow on) on
+// a's store, keys and cache, behind a trusted proxy at 127.0.0.1 (so that
+// X-Forwarded-For names the client address), with limits built from lim on
+// clk; it returns its URL and metrics registry.
+func limitedIssuer(t *testing.T, a *authHarness, lim config.Limits, clk *limitClock) (string, *prometheus.Registry) {
+	t.Helper()
+	lim.TrustedProxies = "127.0.0.1"
+	limits, err := clientlimit.FromConfig(lim, ratelimit.WithClock(clk.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := *a.cfg
+	a.cfg.Limits = lim
+	reg := prometheus.NewRegistry()
+	_, u := startDeviceIssuer(t, a.harness, reg, func(d *issuer.Deps) { d.ClientLimits = limits })
+	*a.cfg = saved
+	return u, reg
+}
+
+// postFrom posts form to base+path as the client at address xff (none: the
+// peer, 127.0.0.1), with Basic credentials when user is set.
+func (h *harness) postFrom(base, path, xff string, form url.Values, user, pass string) response {
+	h.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, base+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if xff != "" {
+		req.Header.Set("X-Forwarded-For", xff)
+	}
+	if user != "" {
+		req.Header.Set("Authorization", basic(user, pass))
+	}
+	return h.do(req)
+}
+
+// want429 checks a rate-limited answer: 429, Retry-After in whole seconds,
+// no-store, and the RFC 6749 error object with desc.
+func want429(t *testing.T, what string, r response, retryAfter, desc string) {
+	t.Helper()
+	if r.Status != http.StatusTooManyRequests {
+		t.Fatalf("%s: status %d, want 429: %s", what, r.Status, r.Raw)
+	}
+	if got := r.Header.Get("Retry-After"); got != retryAfter {
+		t.Fatalf("%s: Retry-After %q, want %q", what, got, retryAfter)
+	}
+	if r.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("%s: Cache-Control %q, want no-store", what, r.Header.Get("Cache-Control"))
+	}
+	if r.code() != "temporarily_unavailable" || r.Body["error_description"] != desc {
+		t.Fatalf("%s: body %s", what, r.Raw)
+	}
+}
+
+func wantStatus(t *testing.T, what string, r response, status int, code string) {
+	t.Helper()
+	if r.Status != status || r.code() != code {
+		t.Fatalf("%s: %d %q, want %d %q: %s", what, r.Status, r.code(), status, code, r.Raw)
+	}
+}
+
+// limitedCount returns valet_rate_limited_total{endpoint,limit} in reg.
+func limitedCount(t *testing.T, reg *prometheus.Registry, endpoint, limit string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "valet_rate_limited_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			got := map[string]string{}
+			for _, l := range m.GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			if got["endpoint"] == endpoint && got["limit"] == limit {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no valet_rate_limited_total{endpoint=%q,limit=%q}", endpoint, limit)
+	return 0
+}
+
+var ccForm = url.Values{"grant_type": {"client_credentials"}}
+
+// TestTokenClientAuthFailureLimit: wrong secrets from one address empty its
+// bucket; the next request from it, even with the right secret, is 429
+// before authentication; another address is not affected; the failures
+// also close /device_authorization to that address (one limiter per
+// replica); once the bucket refills, the right secret works.
+func TestTokenClientAuthFailureLimit(t *testing.T) {
+	a := newDeviceHarness(t)
+	clk := newLimitClock()
+	lim := a.cfg.Limits
+	lim.ClientAuthFailuresPerSecond, lim.ClientAuthFailuresBurst = 1, 5
+	u, reg := limitedIssuer(t, a, lim, clk)
+	const guesser, neighbour = "203.0.113.66", "203.0.113.67"
+
+	for i := range 5 {
+		wantStatus(t, "wrong secret", a.postFrom(u, "/token", guesser, ccForm, clientA, "wrong-"+string(rune('a'+i))), 401, "invalid_client")
+	}
+	want429(t, "right secret from the guesser", a.postFrom(u, "/token", guesser, ccForm, clientA, a.secretA), "1", addrLimitedDesc)
+	want429(t, "device authorization from the guesser", a.postFrom(u, "/device_authorization", guesser,
+		url.Values{"client_id": {tvID}, "scope": {"read"}}, "", ""), "1", addrLimitedDesc)
+	wantStatus(t, "another address", a.postFrom(u, "/token", neighbour, ccForm, clientA, a.secretA), 200, "")
+	wantStatus(t, "the proxy itself", a.postFrom(u, "/token", "", ccForm, clientA, a.secretA), 200, "")
+
+	clk.Advance(999 * time.Millisecond)
+	want429(t, "1ms before the refill", a.postFrom(u, "/token", guesser, ccForm, clientA, a.secretA), "1", addrLimitedDesc)
+	clk.Advance(time.Millisecond)
+	wantStatus(t, "after the refill", a.postFrom(u, "/token", guesser, ccForm, clientA, a.secretA), 200, "")
+	// Successes are not counted: the one token earned is still there for a
+	// wrong secret, which then spends it.
+	wantStatus(t, "one more wrong secret", a.postFrom(u, "/token", guesser, ccForm, clientA, "nope"), 401, "invalid_client")
+	want429(t, "spent again", a.postFrom(u, "/token", guesser, ccForm, clientA, a.secretA), "1", addrLimitedDesc)
+
+	if n := limitedCount(t, reg, "token", clientlimit.LimitAuthFailures); n != 3 {
+		t.Fatalf("valet_rate_limited_total{endpoint=token} = %v, want 3", n)
+	}
+	if n := limitedCount(t, reg, "device_authorization", clientlimit.LimitAuthFailures); n != 1 {
+		t.Fatalf("valet_rate_limited_total{endpoint=device_authorization} = %v, want 1", n)
+	}
+}
+
+// TestDeviceAuthorizationClientAuthFailureLimit: unknown clients at
+// /device_authorization spend the address's failures as wrong secrets do
+// at /token.
+func TestDeviceAuthorizationClientAuthFailureLimit(t *testing.T) {
+	a := newDeviceHarness(t)
+	clk := newLimitClock()
+	lim := a.cfg.Limits
+	lim.ClientAuthFailuresPerSecond, lim.ClientAuthFailuresBurst = 1, 3
+	u, _ := limitedIssuer(t, a, lim, clk)
+	const guesser = "2001:db8:aa:bb::1"
+	start := url.Values{"client_id": {tvID}, "scope": {"read"}}
+	for range 3 {
+		wantStatus(t, "unknown client", a.postFrom(u, "/device_authorization", guesser,
+			url.Values{"client_id": {"no-such-tv"}}, "", ""), 401, "invalid_client")
+	}
+	// The same /64 is the same address.
+	want429(t, "same /64", a.postFrom(u, "/device_authorization", "2001:db8:aa:bb::ffff", start, "", ""), "1", addrLimitedDesc)
+	want429(t, "token from the same /64", a.postFrom(u, "/token", "2001:db8:aa:bb::2", ccForm, clientA, a.secretA), "1", addrLimitedDesc)
+	wantStatus(t, "another /64", a.postFrom(u, "/device_authorization", "2001:db8:aa:bc::1", start, "", ""), 200, "")
+	clk.Advance(time.Second)
+	wantStatus(t, "after the refill", a.postFrom(u, "/device_authorization", guesser, start, "", ""), 200, "")
+}
+
+// TestTokenClientRequestLimit: with a per-client limit, the (burst+1)-th
+// request of a burst is 429 and names the client limit; another client
+// and public clients are not affected; a token is earned back at the rate.
+func TestTokenClientRequestLimit(t *testing.T) {
+	a := newDeviceHarness(t)
+	secretB := a.createClient(store.Client{ID: "svc-b", Type: store.Confidential, GrantTypes: []string{"client_credentials"},
+		Resources: map[string][]string{apiID: {"read"}}, DefaultResource: apiID})
+	a.eventually("svc-b cached", func() bool { _, err := a.cache.Client(t.Context(), "svc-b"); return err == nil })
+	clk := newLimitClock()
+	lim := a.cfg.Limits
+	lim.ClientRequestsPerSecond, lim.ClientRequestsBurst = 2, 4
+	u, reg := limitedIssuer(t, a, lim, clk)
+
+	for i := range 4 {
+		wantStatus(t, "within the burst "+string(rune('1'+i)), a.postFrom(u, "/token", "", ccForm, clientA, a.secretA), 200, "")
+	}
+	want429(t, "burst+1", a.postFrom(u, "/token", "", ccForm, clientA, a.secretA), "1", clientLimitedDesc)
+	wantStatus(t, "another client", a.postFrom(u, "/token", "", ccForm, "svc-b", secretB), 200, "")
+	for range 6 { // public clients have no per-client budget
+		wantStatus(t, "public client", a.postFrom(u, "/device_authorization", "", url.Values{"client_id": {tvID}, "scope": {"read"}}, "", ""), 200, "")
+	}
+	// A refused client is not a failed authentication: the address is fine.
+	for range 3 {
+		want429(t, "still limited", a.postFrom(u, "/token", "", ccForm, clientA, a.secretA), "1", clientLimitedDesc)
+	}
+	wantStatus(t, "another client, same address", a.postFrom(u, "/token", "", ccForm, "svc-b", secretB), 200, "")
+	clk.Advance(500 * time.Millisecond)
+	wantStatus(t, "a token earned", a.postFrom(u, "/token", "", ccForm, clientA, a.secretA), 200, "")
+	want429(t, "and spent", a.postFrom(u, "/token", "", ccForm, clientA, a.secretA), "1", clientLimitedDesc)
+	if n := limitedCount(t, reg, "token", clientlimit.LimitClientRequests); n != 5 {
+		t.Fatalf("valet_rate_limited_total{limit=client_requests} = %v, want 5", n)
+	}
+	if n := limitedCount(t, reg, "token", clientlimit.LimitAuthFailures); n != 0 {
+		t.Fatalf("valet_rate_limited_total{limit=client_auth_failures} = %v, want 0", n)
+	}
+}
+
+// TestTokenDefaultLimitsNeverLimitCorrectClient: with the default limits (as
+// cmd/issuer builds them), a correct client issuing concurrently far past
+// the failure burst is never refused, even after a few failures of its
+// neighbours on the same address.
+func TestTokenDefaultLimitsNeverLimitCorrectClient(t *testing.T) {
+	h := newHarness(t) // the base harness runs with defaultClientLimits
+	for range 10 {
+		r := h.post(ccForm, clientA, "wrong")
+		wantStatus(t, "a neighbour's wrong secret", r, 401, "invalid_client")
+	}
+	var wg sync.WaitGroup
+	var bad atomic.Int64
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 40 {
+				req, _ := http.NewRequest(http.MethodPost, h.url+"/token", strings.NewReader(ccForm.Encode()))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.Header.Set("Authorization", basic(clientA, h.secretA))
+				res, err := http.DefaultClient.Do(req)
+				if err != nil || res.StatusCode != http.StatusOK {
+					bad.Add(1)
+				}
+				if res != nil {
+					_ = res.Body.Close()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := bad.Load(); n != 0 {
+		t.Fatalf("%d of 320 correct requests were not 200", n)
+	}
+	if n := h.counter("valet_rate_limited_total"); n != 0 {
+		t.Fatalf("valet_rate_limited_total = %v, want 0", n)
+	}
+}
