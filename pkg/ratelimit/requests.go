@@ -74,7 +74,14 @@ type requestShard struct {
 
 // bucket is one key's token bucket and when it was last used (Unix ns), for
 // eviction.
+//
+// mu orders the calls on lim and the clock reads they carry: rate.Limiter
+// takes a time from its caller, and one that arrives later with an older time
+// than the previous call's sets the limiter back, so that the next call
+// counts the refill in between a second time. Reading the clock under mu
+// hands lim non-decreasing times.
 type bucket struct {
+	mu   sync.Mutex
 	lim  *rate.Limiter
 	last atomic.Int64
 }
@@ -183,8 +190,10 @@ func (r *Requests) evict(s *requestShard, now time.Time) {
 // Allow takes a token from key's bucket: true when there was one, else false
 // and how long until one is available (for Retry-After).
 func (r *Requests) Allow(key string) (bool, time.Duration) {
+	b := r.bucketOf(key, r.now())
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	now := r.now()
-	b := r.bucketOf(key, now)
 	b.last.Store(now.UnixNano())
 	if b.lim.AllowN(now, 1) {
 		return true, 0
@@ -200,6 +209,8 @@ func (r *Requests) Peek(key string) (bool, time.Duration) {
 	if b == nil {
 		return true, 0
 	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	now := r.now()
 	b.last.Store(now.UnixNano())
 	if b.lim.TokensAt(now) >= 1 {
@@ -215,8 +226,10 @@ func (r *Requests) Peek(key string) (bool, time.Duration) {
 // failure. The debt is bounded by the requests in flight when the bucket ran
 // out, since Peek refuses the key from then on.
 func (r *Requests) Spend(key string) {
+	b := r.bucketOf(key, r.now())
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	now := r.now()
-	b := r.bucketOf(key, now)
 	b.last.Store(now.UnixNano())
 	b.lim.ReserveN(now, 1)
 }
