@@ -17,14 +17,15 @@ import (
 
 // Store opens Redis and the token store on it with the retention the
 // configuration implies: deny marks outlive the replay window and cut-offs
-// the longest grant. Closing the store closes the Redis client.
-func Store(ctx context.Context, cfg *config.Config, aead cipher.AEAD, log *zap.Logger) (*redisstore.Store, error) {
+// the longest grant, and opts after those. Closing the store closes the
+// Redis client.
+func Store(ctx context.Context, cfg *config.Config, aead cipher.AEAD, log *zap.Logger, opts ...redisstore.Option) (*redisstore.Store, error) {
 	rdb, err := Redis(ctx, cfg.Redis)
 	if err != nil {
 		return nil, err
 	}
-	st, err := redisstore.New(ctx, rdb, aead, redisstore.WithPrefix(cfg.Redis.KeyPrefix), redisstore.WithLogger(log),
-		redisstore.WithDenyRetention(cfg.Tokens.ReplayWindow()), redisstore.WithMaxGrantLifetime(cfg.Tokens.RefreshAbsoluteLifetime))
+	st, err := redisstore.New(ctx, rdb, aead, append([]redisstore.Option{redisstore.WithPrefix(cfg.Redis.KeyPrefix), redisstore.WithLogger(log),
+		redisstore.WithDenyRetention(cfg.Tokens.ReplayWindow()), redisstore.WithMaxGrantLifetime(cfg.Tokens.RefreshAbsoluteLifetime)}, opts...)...)
 	if err != nil {
 		_ = rdb.Close()
 		return nil, err

@@ -24,10 +24,13 @@ import (
 var errClosed = errors.New("redis store: closed")
 
 const (
-	// batchFlushers is how many batches may be in flight at once: while one
-	// waits for Redis, the next fills up. More flushers mean smaller batches
-	// and more CPU per operation on both sides (measured: 1 and 2 cost the
-	// least, 8 about a third more; docs/redis.md).
+	// batchFlushers is how many batches may be in flight at once by
+	// default: while one waits for Redis, the next fills up. More flushers
+	// mean smaller batches and more CPU per operation on both sides
+	// (measured: 1 and 2 cost the least, 8 about a third more; docs/redis.md).
+	// Two suit scripts, whose run in Redis overlaps the next batch's
+	// filling; a store that sends only cheap reads does better with one
+	// (WithBatchFlushers).
 	batchFlushers = 2
 	// batchMaxCmds bounds one pipeline; a burst beyond it waits for the
 	// next flush.
@@ -54,10 +57,10 @@ type batchCall struct {
 
 var callPool = sync.Pool{New: func() any { return &batchCall{done: make(chan struct{}, 1)} }}
 
-func newBatcher(rdb goredis.UniversalClient) *batcher {
+func newBatcher(rdb goredis.UniversalClient, flushers int) *batcher {
 	b := &batcher{rdb: rdb, calls: make(chan *batchCall), quit: make(chan struct{})}
-	b.wg.Add(batchFlushers)
-	for range batchFlushers {
+	b.wg.Add(flushers)
+	for range flushers {
 		go b.flusher()
 	}
 	return b

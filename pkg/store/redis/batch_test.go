@@ -17,7 +17,14 @@ import (
 // is written answers ctx.Err() and sends nothing, even when it had to wait
 // behind busy flushers; calls in flight still get their replies.
 func TestBatcherHonoursContext(t *testing.T) {
-	s, _ := newTestStore(t)
+	for _, flushers := range []int{1, batchFlushers} {
+		t.Run(strconv.Itoa(flushers)+" flushers", func(t *testing.T) {
+			batcherHonoursContext(t, newStoreOn(t, newTestServer(t), WithBatchFlushers(flushers)), flushers)
+		})
+	}
+}
+
+func batcherHonoursContext(t *testing.T, s *Store, flushers int) {
 	if s.batch == nil {
 		t.Fatal("batching is off by default")
 	}
@@ -38,8 +45,8 @@ func TestBatcherHonoursContext(t *testing.T) {
 	// One at a time: two calls sent together may share one flusher's
 	// pipeline, and the second would then wait behind the first on one
 	// connection instead of occupying the other flusher.
-	blocked := make(chan error, batchFlushers)
-	for i := range batchFlushers {
+	blocked := make(chan error, flushers)
+	for i := range flushers {
 		go func() {
 			pop := goredis.NewStringSliceCmd(bg, "blpop", list, 30)
 			if err := s.roundTrip(bg, pop); err != nil {
@@ -64,12 +71,12 @@ func TestBatcherHonoursContext(t *testing.T) {
 		t.Fatalf("a call whose deadline passed while it waited: %v", err)
 	}
 	// Release the flushers (a plain command, outside the batcher).
-	for range batchFlushers {
+	for range flushers {
 		if err := s.rdb.RPush(bg, list, "x").Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for range batchFlushers {
+	for range flushers {
 		if err := <-blocked; err != nil {
 			t.Fatalf("a call in flight: %v, want its reply", err)
 		}

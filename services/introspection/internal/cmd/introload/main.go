@@ -180,7 +180,8 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	st, err := redisstore.New(ctx, goredis.NewClient(opt), aead, redisstore.WithPrefix(cfg.Redis.KeyPrefix))
+	// As the introspection service's main builds it: one batch flusher.
+	st, err := redisstore.New(ctx, goredis.NewClient(opt), aead, redisstore.WithPrefix(cfg.Redis.KeyPrefix), redisstore.WithBatchFlushers(1))
 	if err != nil {
 		return err
 	}
