@@ -9,32 +9,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/valetauth/valet/pkg/config"
 	"github.com/valetauth/valet/pkg/ratelimit"
 	"github.com/valetauth/valet/pkg/ratelimit/clientlimit"
+	"github.com/valetauth/valet/pkg/ratelimit/clientlimit/clientlimittest"
 )
 
 // The per-replica request limits at /introspect (pkg/ratelimit/clientlimit,
 // docs/security.md "Request rate limits"), through the real service: the
 // limits add no Redis round trip, so only the answers are checked here.
 
-// limitClock is the limiters' clock, moved by hand.
-type limitClock struct{ ns atomic.Int64 }
-
-func newLimitClock() *limitClock {
-	c := &limitClock{}
-	c.ns.Store(time.Now().UnixNano())
-	return c
-}
-
-func (c *limitClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *limitClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
-
 // limitedHarness is the harness behind a trusted proxy at 127.0.0.1
 // (X-Forwarded-For names the client) with limits from set on clk.
-func limitedHarness(t *testing.T, clk *limitClock, set func(*config.Limits)) *harness {
+func limitedHarness(t *testing.T, clk *clientlimittest.Clock, set func(*config.Limits)) *harness {
 	t.Helper()
 	return newHarnessWith(t, func(cfg *config.Config) clientlimit.Limits {
 		cfg.Limits.TrustedProxies = "127.0.0.1"
@@ -69,25 +56,9 @@ func (h *harness) introspectFrom(xff, tok, user, pass string) response {
 	return do(h.t, req)
 }
 
-const (
-	addrLimitedDesc   = "too many failed client authentications from this address; retry later"
-	clientLimitedDesc = "too many requests from this client: its request rate limit is exceeded; retry later"
-)
-
 func want429(t *testing.T, what string, r response, retryAfter, desc string) {
 	t.Helper()
-	if r.Status != http.StatusTooManyRequests {
-		t.Fatalf("%s: status %d, want 429: %s", what, r.Status, r.Raw)
-	}
-	if got := r.Header.Get("Retry-After"); got != retryAfter {
-		t.Fatalf("%s: Retry-After %q, want %q", what, got, retryAfter)
-	}
-	if r.Header.Get("Cache-Control") != "no-store" {
-		t.Fatalf("%s: Cache-Control %q, want no-store", what, r.Header.Get("Cache-Control"))
-	}
-	if r.code() != "temporarily_unavailable" || r.str("error_description") != desc {
-		t.Fatalf("%s: body %s", what, r.Raw)
-	}
+	clientlimittest.Want429(t, what, r.Status, r.Header, r.Raw, retryAfter, desc)
 }
 
 // wantActive checks a 200 with the token active.
@@ -105,37 +76,12 @@ func wantInvalidClient(t *testing.T, what string, r response) {
 	}
 }
 
-// limitedCount returns valet_rate_limited_total{endpoint="introspect",limit}.
-func limitedCount(t *testing.T, reg *prometheus.Registry, limit string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "valet_rate_limited_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			got := map[string]string{}
-			for _, l := range m.GetLabel() {
-				got[l.GetName()] = l.GetValue()
-			}
-			if got["endpoint"] == "introspect" && got["limit"] == limit {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	t.Fatalf("no valet_rate_limited_total{endpoint=introspect,limit=%q}", limit)
-	return 0
-}
-
 // TestIntrospectClientAuthFailureLimit: wrong secrets (and a public client,
 // which may not introspect: invalid_client too) from one address empty its
 // bucket; the right secret from it is then 429, unauthenticated; another
 // address is unaffected; after the refill the right secret works.
 func TestIntrospectClientAuthFailureLimit(t *testing.T) {
-	clk := newLimitClock()
+	clk := clientlimittest.NewClock()
 	h := limitedHarness(t, clk, func(l *config.Limits) { l.ClientAuthFailuresPerSecond, l.ClientAuthFailuresBurst = 1, 3 })
 	tok := h.mint(claims())
 	right := h.secrets[clientA]
@@ -143,12 +89,12 @@ func TestIntrospectClientAuthFailureLimit(t *testing.T) {
 	wantInvalidClient(t, "wrong secret", h.introspectFrom(guesser, tok, clientA, "wrong"))
 	wantInvalidClient(t, "wrong secret again", h.introspectFrom(guesser, tok, clientB, "wrong"))
 	wantInvalidClient(t, "public client", h.introspectFrom(guesser, tok, pubClient, ""))
-	want429(t, "right secret from the guesser", h.introspectFrom(guesser, tok, clientA, right), "1", addrLimitedDesc)
+	want429(t, "right secret from the guesser", h.introspectFrom(guesser, tok, clientA, right), "1", clientlimittest.AddrLimited)
 	wantActive(t, "another address", h.introspectFrom(neighbour, tok, clientA, right))
 	wantActive(t, "the proxy itself", h.introspectFrom("", tok, clientA, right))
 	clk.Advance(time.Second)
 	wantActive(t, "after the refill", h.introspectFrom(guesser, tok, clientA, right))
-	if n := limitedCount(t, h.reg, clientlimit.LimitAuthFailures); n != 1 {
+	if n := clientlimittest.Limited(t, h.reg, "introspect", clientlimit.LimitAuthFailures); n != 1 {
 		t.Fatalf("valet_rate_limited_total = %v, want 1", n)
 	}
 }
@@ -156,18 +102,18 @@ func TestIntrospectClientAuthFailureLimit(t *testing.T) {
 // TestIntrospectClientRequestLimit: the (burst+1)-th request of a client is
 // 429 naming the client limit; another client is not affected.
 func TestIntrospectClientRequestLimit(t *testing.T) {
-	clk := newLimitClock()
+	clk := clientlimittest.NewClock()
 	h := limitedHarness(t, clk, func(l *config.Limits) { l.ClientRequestsPerSecond, l.ClientRequestsBurst = 2, 5 })
 	tok := h.mint(claims())
 	for range 5 {
 		wantActive(t, "within the burst", h.introspectFrom("", tok, clientA, h.secrets[clientA]))
 	}
-	want429(t, "burst+1", h.introspectFrom("", tok, clientA, h.secrets[clientA]), "1", clientLimitedDesc)
+	want429(t, "burst+1", h.introspectFrom("", tok, clientA, h.secrets[clientA]), "1", clientlimittest.ClientLimited)
 	wantActive(t, "another client", h.introspectFrom("", tok, rsAPI, h.secrets[rsAPI]))
 	clk.Advance(500 * time.Millisecond)
 	wantActive(t, "a token earned", h.introspectFrom("", tok, clientA, h.secrets[clientA]))
-	want429(t, "and spent", h.introspectFrom("", tok, clientA, h.secrets[clientA]), "1", clientLimitedDesc)
-	if n := limitedCount(t, h.reg, clientlimit.LimitClientRequests); n != 2 {
+	want429(t, "and spent", h.introspectFrom("", tok, clientA, h.secrets[clientA]), "1", clientlimittest.ClientLimited)
+	if n := clientlimittest.Limited(t, h.reg, "introspect", clientlimit.LimitClientRequests); n != 2 {
 		t.Fatalf("valet_rate_limited_total = %v, want 2", n)
 	}
 }
@@ -206,7 +152,7 @@ func TestIntrospectDefaultLimitsNeverLimitCorrectClient(t *testing.T) {
 	if n := bad.Load(); n != 0 {
 		t.Fatalf("%d of 200 correct requests were not 200", n)
 	}
-	if n := limitedCount(t, h.reg, clientlimit.LimitAuthFailures) + limitedCount(t, h.reg, clientlimit.LimitClientRequests); n != 0 {
+	if n := clientlimittest.Limited(t, h.reg, "introspect", clientlimit.LimitAuthFailures) + clientlimittest.Limited(t, h.reg, "introspect", clientlimit.LimitClientRequests); n != 0 {
 		t.Fatalf("valet_rate_limited_total = %v, want 0", n)
 	}
 }

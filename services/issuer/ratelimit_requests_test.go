@@ -14,6 +14,7 @@ import (
 	"github.com/valetauth/valet/pkg/config"
 	"github.com/valetauth/valet/pkg/ratelimit"
 	"github.com/valetauth/valet/pkg/ratelimit/clientlimit"
+	"github.com/valetauth/valet/pkg/ratelimit/clientlimit/clientlimittest"
 	"github.com/valetauth/valet/pkg/store"
 	"github.com/valetauth/valet/services/issuer"
 )
@@ -21,19 +22,6 @@ import (
 // The per-replica request limits at /token and /device_authorization
 // (pkg/ratelimit/clientlimit, docs/security.md "Request rate limits"),
 // through the real handler on the harness's Redis and JetStream.
-
-// limitClock is the limiters' clock, moved by hand so that refills are
-// deterministic.
-type limitClock struct{ ns atomic.Int64 }
-
-func newLimitClock() *limitClock {
-	c := &limitClock{}
-	c.ns.Store(time.Now().UnixNano())
-	return c
-}
-
-func (c *limitClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *limitClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 // defaultClientLimits are the limits cmd/issuer builds from the default
 // configuration; the base harness runs with them, so that every test of
@@ -47,16 +35,11 @@ func defaultClientLimits(t testing.TB) clientlimit.Limits {
 	return l
 }
 
-const (
-	addrLimitedDesc   = "too many failed client authentications from this address; retry later"
-	clientLimitedDesc = "too many requests from this client: its request rate limit is exceeded; retry later"
-)
-
 // limitedIssuer starts one more issuer (user grants and device flow on) on
 // a's store, keys and cache, behind a trusted proxy at 127.0.0.1 (so that
 // X-Forwarded-For names the client address), with limits built from lim on
 // clk; it returns its URL and metrics registry.
-func limitedIssuer(t *testing.T, a *authHarness, lim config.Limits, clk *limitClock) (string, *prometheus.Registry) {
+func limitedIssuer(t *testing.T, a *authHarness, lim config.Limits, clk *clientlimittest.Clock) (string, *prometheus.Registry) {
 	t.Helper()
 	lim.TrustedProxies = "127.0.0.1"
 	limits, err := clientlimit.FromConfig(lim, ratelimit.WithClock(clk.Now))
@@ -89,22 +72,9 @@ func (h *harness) postFrom(base, path, xff string, form url.Values, user, pass s
 	return h.do(req)
 }
 
-// want429 checks a rate-limited answer: 429, Retry-After in whole seconds,
-// no-store, and the RFC 6749 error object with desc.
 func want429(t *testing.T, what string, r response, retryAfter, desc string) {
 	t.Helper()
-	if r.Status != http.StatusTooManyRequests {
-		t.Fatalf("%s: status %d, want 429: %s", what, r.Status, r.Raw)
-	}
-	if got := r.Header.Get("Retry-After"); got != retryAfter {
-		t.Fatalf("%s: Retry-After %q, want %q", what, got, retryAfter)
-	}
-	if r.Header.Get("Cache-Control") != "no-store" {
-		t.Fatalf("%s: Cache-Control %q, want no-store", what, r.Header.Get("Cache-Control"))
-	}
-	if r.code() != "temporarily_unavailable" || r.Body["error_description"] != desc {
-		t.Fatalf("%s: body %s", what, r.Raw)
-	}
+	clientlimittest.Want429(t, what, r.Status, r.Header, r.Raw, retryAfter, desc)
 }
 
 func wantStatus(t *testing.T, what string, r response, status int, code string) {
@@ -112,31 +82,6 @@ func wantStatus(t *testing.T, what string, r response, status int, code string) 
 	if r.Status != status || r.code() != code {
 		t.Fatalf("%s: %d %q, want %d %q: %s", what, r.Status, r.code(), status, code, r.Raw)
 	}
-}
-
-// limitedCount returns valet_rate_limited_total{endpoint,limit} in reg.
-func limitedCount(t *testing.T, reg *prometheus.Registry, endpoint, limit string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "valet_rate_limited_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			got := map[string]string{}
-			for _, l := range m.GetLabel() {
-				got[l.GetName()] = l.GetValue()
-			}
-			if got["endpoint"] == endpoint && got["limit"] == limit {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	t.Fatalf("no valet_rate_limited_total{endpoint=%q,limit=%q}", endpoint, limit)
-	return 0
 }
 
 var ccForm = url.Values{"grant_type": {"client_credentials"}}
@@ -148,7 +93,7 @@ var ccForm = url.Values{"grant_type": {"client_credentials"}}
 // replica); once the bucket refills, the right secret works.
 func TestTokenClientAuthFailureLimit(t *testing.T) {
 	a := newDeviceHarness(t)
-	clk := newLimitClock()
+	clk := clientlimittest.NewClock()
 	lim := a.cfg.Limits
 	lim.ClientAuthFailuresPerSecond, lim.ClientAuthFailuresBurst = 1, 5
 	u, reg := limitedIssuer(t, a, lim, clk)
@@ -157,25 +102,25 @@ func TestTokenClientAuthFailureLimit(t *testing.T) {
 	for i := range 5 {
 		wantStatus(t, "wrong secret", a.postFrom(u, "/token", guesser, ccForm, clientA, "wrong-"+string(rune('a'+i))), 401, "invalid_client")
 	}
-	want429(t, "right secret from the guesser", a.postFrom(u, "/token", guesser, ccForm, clientA, a.secretA), "1", addrLimitedDesc)
+	want429(t, "right secret from the guesser", a.postFrom(u, "/token", guesser, ccForm, clientA, a.secretA), "1", clientlimittest.AddrLimited)
 	want429(t, "device authorization from the guesser", a.postFrom(u, "/device_authorization", guesser,
-		url.Values{"client_id": {tvID}, "scope": {"read"}}, "", ""), "1", addrLimitedDesc)
+		url.Values{"client_id": {tvID}, "scope": {"read"}}, "", ""), "1", clientlimittest.AddrLimited)
 	wantStatus(t, "another address", a.postFrom(u, "/token", neighbour, ccForm, clientA, a.secretA), 200, "")
 	wantStatus(t, "the proxy itself", a.postFrom(u, "/token", "", ccForm, clientA, a.secretA), 200, "")
 
 	clk.Advance(999 * time.Millisecond)
-	want429(t, "1ms before the refill", a.postFrom(u, "/token", guesser, ccForm, clientA, a.secretA), "1", addrLimitedDesc)
+	want429(t, "1ms before the refill", a.postFrom(u, "/token", guesser, ccForm, clientA, a.secretA), "1", clientlimittest.AddrLimited)
 	clk.Advance(time.Millisecond)
 	wantStatus(t, "after the refill", a.postFrom(u, "/token", guesser, ccForm, clientA, a.secretA), 200, "")
 	// Successes are not counted: the one token earned is still there for a
 	// wrong secret, which then spends it.
 	wantStatus(t, "one more wrong secret", a.postFrom(u, "/token", guesser, ccForm, clientA, "nope"), 401, "invalid_client")
-	want429(t, "spent again", a.postFrom(u, "/token", guesser, ccForm, clientA, a.secretA), "1", addrLimitedDesc)
+	want429(t, "spent again", a.postFrom(u, "/token", guesser, ccForm, clientA, a.secretA), "1", clientlimittest.AddrLimited)
 
-	if n := limitedCount(t, reg, "token", clientlimit.LimitAuthFailures); n != 3 {
+	if n := clientlimittest.Limited(t, reg, "token", clientlimit.LimitAuthFailures); n != 3 {
 		t.Fatalf("valet_rate_limited_total{endpoint=token} = %v, want 3", n)
 	}
-	if n := limitedCount(t, reg, "device_authorization", clientlimit.LimitAuthFailures); n != 1 {
+	if n := clientlimittest.Limited(t, reg, "device_authorization", clientlimit.LimitAuthFailures); n != 1 {
 		t.Fatalf("valet_rate_limited_total{endpoint=device_authorization} = %v, want 1", n)
 	}
 }
@@ -185,7 +130,7 @@ func TestTokenClientAuthFailureLimit(t *testing.T) {
 // at /token.
 func TestDeviceAuthorizationClientAuthFailureLimit(t *testing.T) {
 	a := newDeviceHarness(t)
-	clk := newLimitClock()
+	clk := clientlimittest.NewClock()
 	lim := a.cfg.Limits
 	lim.ClientAuthFailuresPerSecond, lim.ClientAuthFailuresBurst = 1, 3
 	u, _ := limitedIssuer(t, a, lim, clk)
@@ -196,8 +141,8 @@ func TestDeviceAuthorizationClientAuthFailureLimit(t *testing.T) {
 			url.Values{"client_id": {"no-such-tv"}}, "", ""), 401, "invalid_client")
 	}
 	// The same /64 is the same address.
-	want429(t, "same /64", a.postFrom(u, "/device_authorization", "2001:db8:aa:bb::ffff", start, "", ""), "1", addrLimitedDesc)
-	want429(t, "token from the same /64", a.postFrom(u, "/token", "2001:db8:aa:bb::2", ccForm, clientA, a.secretA), "1", addrLimitedDesc)
+	want429(t, "same /64", a.postFrom(u, "/device_authorization", "2001:db8:aa:bb::ffff", start, "", ""), "1", clientlimittest.AddrLimited)
+	want429(t, "token from the same /64", a.postFrom(u, "/token", "2001:db8:aa:bb::2", ccForm, clientA, a.secretA), "1", clientlimittest.AddrLimited)
 	wantStatus(t, "another /64", a.postFrom(u, "/device_authorization", "2001:db8:aa:bc::1", start, "", ""), 200, "")
 	clk.Advance(time.Second)
 	wantStatus(t, "after the refill", a.postFrom(u, "/device_authorization", guesser, start, "", ""), 200, "")
@@ -211,7 +156,7 @@ func TestTokenClientRequestLimit(t *testing.T) {
 	secretB := a.createClient(store.Client{ID: "svc-b", Type: store.Confidential, GrantTypes: []string{"client_credentials"},
 		Resources: map[string][]string{apiID: {"read"}}, DefaultResource: apiID})
 	a.eventually("svc-b cached", func() bool { _, err := a.cache.Client(t.Context(), "svc-b"); return err == nil })
-	clk := newLimitClock()
+	clk := clientlimittest.NewClock()
 	lim := a.cfg.Limits
 	lim.ClientRequestsPerSecond, lim.ClientRequestsBurst = 2, 4
 	u, reg := limitedIssuer(t, a, lim, clk)
@@ -219,23 +164,23 @@ func TestTokenClientRequestLimit(t *testing.T) {
 	for i := range 4 {
 		wantStatus(t, "within the burst "+string(rune('1'+i)), a.postFrom(u, "/token", "", ccForm, clientA, a.secretA), 200, "")
 	}
-	want429(t, "burst+1", a.postFrom(u, "/token", "", ccForm, clientA, a.secretA), "1", clientLimitedDesc)
+	want429(t, "burst+1", a.postFrom(u, "/token", "", ccForm, clientA, a.secretA), "1", clientlimittest.ClientLimited)
 	wantStatus(t, "another client", a.postFrom(u, "/token", "", ccForm, "svc-b", secretB), 200, "")
 	for range 6 { // public clients have no per-client budget
 		wantStatus(t, "public client", a.postFrom(u, "/device_authorization", "", url.Values{"client_id": {tvID}, "scope": {"read"}}, "", ""), 200, "")
 	}
 	// A refused client is not a failed authentication: the address is fine.
 	for range 3 {
-		want429(t, "still limited", a.postFrom(u, "/token", "", ccForm, clientA, a.secretA), "1", clientLimitedDesc)
+		want429(t, "still limited", a.postFrom(u, "/token", "", ccForm, clientA, a.secretA), "1", clientlimittest.ClientLimited)
 	}
 	wantStatus(t, "another client, same address", a.postFrom(u, "/token", "", ccForm, "svc-b", secretB), 200, "")
 	clk.Advance(500 * time.Millisecond)
 	wantStatus(t, "a token earned", a.postFrom(u, "/token", "", ccForm, clientA, a.secretA), 200, "")
-	want429(t, "and spent", a.postFrom(u, "/token", "", ccForm, clientA, a.secretA), "1", clientLimitedDesc)
-	if n := limitedCount(t, reg, "token", clientlimit.LimitClientRequests); n != 5 {
+	want429(t, "and spent", a.postFrom(u, "/token", "", ccForm, clientA, a.secretA), "1", clientlimittest.ClientLimited)
+	if n := clientlimittest.Limited(t, reg, "token", clientlimit.LimitClientRequests); n != 5 {
 		t.Fatalf("valet_rate_limited_total{limit=client_requests} = %v, want 5", n)
 	}
-	if n := limitedCount(t, reg, "token", clientlimit.LimitAuthFailures); n != 0 {
+	if n := clientlimittest.Limited(t, reg, "token", clientlimit.LimitAuthFailures); n != 0 {
 		t.Fatalf("valet_rate_limited_total{limit=client_auth_failures} = %v, want 0", n)
 	}
 }

@@ -9,31 +9,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/valetauth/valet/pkg/config"
 	"github.com/valetauth/valet/pkg/ratelimit"
 	"github.com/valetauth/valet/pkg/ratelimit/clientlimit"
+	"github.com/valetauth/valet/pkg/ratelimit/clientlimit/clientlimittest"
 )
 
 // The per-replica request limits at /revoke (pkg/ratelimit/clientlimit,
 // docs/security.md "Request rate limits"), through the real service.
 
-// limitClock is the limiters' clock, moved by hand.
-type limitClock struct{ ns atomic.Int64 }
-
-func newLimitClock() *limitClock {
-	c := &limitClock{}
-	c.ns.Store(time.Now().UnixNano())
-	return c
-}
-
-func (c *limitClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *limitClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
-
 // limitedHarness is the harness with /revoke behind a trusted proxy at
 // 127.0.0.1 (X-Forwarded-For names the client) and limits from set on clk.
-func limitedHarness(t *testing.T, clk *limitClock, set func(*config.Limits)) *harness {
+func limitedHarness(t *testing.T, clk *clientlimittest.Clock, set func(*config.Limits)) *harness {
 	t.Helper()
 	return newHarnessWith(t, func(cfg *config.Config) clientlimit.Limits {
 		cfg.Limits.TrustedProxies = "127.0.0.1"
@@ -69,25 +56,9 @@ func (h *harness) revokeFrom(xff, user, pass string) response {
 	return do(h.t, req)
 }
 
-const (
-	addrLimitedDesc   = "too many failed client authentications from this address; retry later"
-	clientLimitedDesc = "too many requests from this client: its request rate limit is exceeded; retry later"
-)
-
 func want429(t *testing.T, what string, r response, retryAfter, desc string) {
 	t.Helper()
-	if r.Status != http.StatusTooManyRequests {
-		t.Fatalf("%s: status %d, want 429: %s", what, r.Status, r.Raw)
-	}
-	if got := r.Header.Get("Retry-After"); got != retryAfter {
-		t.Fatalf("%s: Retry-After %q, want %q", what, got, retryAfter)
-	}
-	if r.Header.Get("Cache-Control") != "no-store" {
-		t.Fatalf("%s: Cache-Control %q, want no-store", what, r.Header.Get("Cache-Control"))
-	}
-	if r.code() != "temporarily_unavailable" || r.str("error_description") != desc {
-		t.Fatalf("%s: body %s", what, r.Raw)
-	}
+	clientlimittest.Want429(t, what, r.Status, r.Header, r.Raw, retryAfter, desc)
 }
 
 func wantStatus(t *testing.T, what string, r response, status int, code string) {
@@ -97,36 +68,11 @@ func wantStatus(t *testing.T, what string, r response, status int, code string) 
 	}
 }
 
-// limitedCount returns valet_rate_limited_total{endpoint="revoke",limit}.
-func limitedCount(t *testing.T, reg *prometheus.Registry, limit string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "valet_rate_limited_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			got := map[string]string{}
-			for _, l := range m.GetLabel() {
-				got[l.GetName()] = l.GetValue()
-			}
-			if got["endpoint"] == "revoke" && got["limit"] == limit {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	t.Fatalf("no valet_rate_limited_total{endpoint=revoke,limit=%q}", limit)
-	return 0
-}
-
 // TestRevokeClientAuthFailureLimit: wrong secrets from one address empty its
 // bucket; then even the right secret from it is 429, unauthenticated;
 // another address is unaffected; after the refill the right secret works.
 func TestRevokeClientAuthFailureLimit(t *testing.T) {
-	clk := newLimitClock()
+	clk := clientlimittest.NewClock()
 	h := limitedHarness(t, clk, func(l *config.Limits) { l.ClientAuthFailuresPerSecond, l.ClientAuthFailuresBurst = 2, 4 })
 	const guesser, neighbour = "198.51.100.20", "198.51.100.21"
 	right := h.secrets[clientA]
@@ -134,12 +80,12 @@ func TestRevokeClientAuthFailureLimit(t *testing.T) {
 		wantStatus(t, "wrong secret", h.revokeFrom(guesser, clientA, "wrong"), 401, "invalid_client")
 	}
 	wantStatus(t, "unknown client", h.revokeFrom(guesser, "nobody", ""), 401, "invalid_client")
-	want429(t, "right secret from the guesser", h.revokeFrom(guesser, clientA, right), "1", addrLimitedDesc)
+	want429(t, "right secret from the guesser", h.revokeFrom(guesser, clientA, right), "1", clientlimittest.AddrLimited)
 	wantStatus(t, "another address", h.revokeFrom(neighbour, clientA, right), 200, "")
 	wantStatus(t, "the proxy itself", h.revokeFrom("", clientA, right), 200, "")
 	clk.Advance(500 * time.Millisecond) // one token at 2/s
 	wantStatus(t, "after the refill", h.revokeFrom(guesser, clientA, right), 200, "")
-	if n := limitedCount(t, h.reg, clientlimit.LimitAuthFailures); n != 1 {
+	if n := clientlimittest.Limited(t, h.reg, "revoke", clientlimit.LimitAuthFailures); n != 1 {
 		t.Fatalf("valet_rate_limited_total = %v, want 1", n)
 	}
 }
@@ -148,19 +94,19 @@ func TestRevokeClientAuthFailureLimit(t *testing.T) {
 // naming the client limit; other clients, and public clients, are not
 // limited.
 func TestRevokeClientRequestLimit(t *testing.T) {
-	clk := newLimitClock()
+	clk := clientlimittest.NewClock()
 	h := limitedHarness(t, clk, func(l *config.Limits) { l.ClientRequestsPerSecond, l.ClientRequestsBurst = 1, 3 })
 	for range 3 {
 		wantStatus(t, "within the burst", h.revokeFrom("", clientA, h.secrets[clientA]), 200, "")
 	}
-	want429(t, "burst+1", h.revokeFrom("", clientA, h.secrets[clientA]), "1", clientLimitedDesc)
+	want429(t, "burst+1", h.revokeFrom("", clientA, h.secrets[clientA]), "1", clientlimittest.ClientLimited)
 	wantStatus(t, "another client", h.revokeFrom("", clientB, h.secrets[clientB]), 200, "")
 	for range 5 {
 		wantStatus(t, "public client", h.revokeFrom("", pubClient, ""), 200, "")
 	}
 	clk.Advance(time.Second)
 	wantStatus(t, "after a second", h.revokeFrom("", clientA, h.secrets[clientA]), 200, "")
-	if n := limitedCount(t, h.reg, clientlimit.LimitClientRequests); n != 1 {
+	if n := clientlimittest.Limited(t, h.reg, "revoke", clientlimit.LimitClientRequests); n != 1 {
 		t.Fatalf("valet_rate_limited_total = %v, want 1", n)
 	}
 }
@@ -196,7 +142,7 @@ func TestRevokeDefaultLimitsNeverLimitCorrectClient(t *testing.T) {
 	if n := bad.Load(); n != 0 {
 		t.Fatalf("%d of 200 correct requests were not 200", n)
 	}
-	if n := limitedCount(t, h.reg, clientlimit.LimitAuthFailures) + limitedCount(t, h.reg, clientlimit.LimitClientRequests); n != 0 {
+	if n := clientlimittest.Limited(t, h.reg, "revoke", clientlimit.LimitAuthFailures) + clientlimittest.Limited(t, h.reg, "revoke", clientlimit.LimitClientRequests); n != 0 {
 		t.Fatalf("valet_rate_limited_total = %v, want 0", n)
 	}
 }

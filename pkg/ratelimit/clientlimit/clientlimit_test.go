@@ -1,10 +1,7 @@
 package clientlimit_test
 
 import (
-	"encoding/json"
-	"net/http"
 	"net/http/httptest"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,19 +12,9 @@ import (
 	"github.com/valetauth/valet/pkg/oautherr"
 	"github.com/valetauth/valet/pkg/ratelimit"
 	"github.com/valetauth/valet/pkg/ratelimit/clientlimit"
+	"github.com/valetauth/valet/pkg/ratelimit/clientlimit/clientlimittest"
 	"github.com/valetauth/valet/pkg/store"
 )
-
-type fakeClock struct{ ns atomic.Int64 }
-
-func newClock() *fakeClock {
-	c := &fakeClock{}
-	c.ns.Store(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
-	return c
-}
-
-func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 // ip is a Request from one address.
 type ip string
@@ -67,7 +54,7 @@ func TestFromConfig(t *testing.T) {
 		t.Fatal("a rate of 0 did not turn the failure limit off")
 	}
 	// A burst of 0 is one second's worth.
-	clk := newClock()
+	clk := clientlimittest.NewClock()
 	on := def
 	on.ClientRequestsPerSecond = 3
 	l, err = clientlimit.FromConfig(on, ratelimit.WithClock(clk.Now))
@@ -86,7 +73,7 @@ func TestFromConfig(t *testing.T) {
 
 // guard returns a guard on fresh limiters (failures: 1/s, burst 3;
 // requests: 2/s, burst 2) and the registry it counts in.
-func guard(t *testing.T, clk *fakeClock) (*clientlimit.Guard, *prometheus.Registry) {
+func guard(t *testing.T, clk *clientlimittest.Clock) (*clientlimit.Guard, *prometheus.Registry) {
 	t.Helper()
 	f, err := ratelimit.NewRequests(ratelimit.RequestsConfig{Rate: 1, Burst: 3}, ratelimit.WithClock(clk.Now))
 	if err != nil {
@@ -121,35 +108,15 @@ func want429(t *testing.T, err error, retryAfter, desc string) {
 		t.Fatal("not limited")
 	}
 	rec := written(t, err)
-	if rec.Code != http.StatusTooManyRequests {
-		t.Fatalf("status %d, want 429", rec.Code)
-	}
-	if got := rec.Header().Get("Retry-After"); got != retryAfter {
-		t.Fatalf("Retry-After %q, want %q", got, retryAfter)
-	}
-	if rec.Header().Get("Cache-Control") != "no-store" {
-		t.Fatal("no Cache-Control: no-store")
-	}
-	var body map[string]string
-	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
-		t.Fatal(err)
-	}
-	if body["error"] != "temporarily_unavailable" || body["error_description"] != desc {
-		t.Fatalf("body %v", body)
-	}
+	clientlimittest.Want429(t, "answer", rec.Code, rec.Header(), rec.Body.String(), retryAfter, desc)
 }
-
-const (
-	addrDesc   = "too many failed client authentications from this address; retry later"
-	clientDesc = "too many requests from this client: its request rate limit is exceeded; retry later"
-)
 
 // TestGuardFailures: invalid_client answers spend the address's failures;
 // other answers do not; an empty address is refused before authentication
 // with Retry-After rounded up to whole seconds; other addresses and the
 // same address after the refill go ahead.
 func TestGuardFailures(t *testing.T) {
-	clk := newClock()
+	clk := clientlimittest.NewClock()
 	g, reg := guard(t, clk)
 	const a = "203.0.113.9"
 	for range 5 { // neither successes nor other errors count
@@ -169,10 +136,10 @@ func TestGuardFailures(t *testing.T) {
 		g.Answered(addr, oautherr.ErrInvalidClient.WithChallenge("Basic"))
 	}
 	_, err := g.Admit(ip(a))
-	want429(t, err, "1", addrDesc)
+	want429(t, err, "1", clientlimittest.AddrLimited)
 	clk.Advance(300 * time.Millisecond)
 	_, err = g.Admit(ip(a))
-	want429(t, err, "1", addrDesc) // 0.7 s left: rounded up
+	want429(t, err, "1", clientlimittest.AddrLimited) // 0.7 s left: rounded up
 	if _, err := g.Admit(ip("203.0.113.10")); err != nil {
 		t.Fatalf("another address refused: %v", err)
 	}
@@ -180,21 +147,21 @@ func TestGuardFailures(t *testing.T) {
 	if _, err := g.Admit(ip(a)); err != nil {
 		t.Fatalf("refused after the refill: %v", err)
 	}
-	if n := (counter(t, reg, "token", clientlimit.LimitAuthFailures)); n != 2 {
+	if n := (clientlimittest.Limited(t, reg, "token", clientlimit.LimitAuthFailures)); n != 2 {
 		t.Fatalf("valet_rate_limited_total = %v, want 2", n)
 	}
 }
 
 // TestGuardIPv6PerPrefix: addresses of one /64 share their failures.
 func TestGuardIPv6PerPrefix(t *testing.T) {
-	clk := newClock()
+	clk := clientlimittest.NewClock()
 	g, _ := guard(t, clk)
 	for i := range 3 {
 		addr, _ := g.Admit(ip("2001:db8::" + string(rune('1'+i))))
 		g.Answered(addr, oautherr.ErrInvalidClient)
 	}
 	_, err := g.Admit(ip("2001:db8::ffff"))
-	want429(t, err, "1", addrDesc)
+	want429(t, err, "1", clientlimittest.AddrLimited)
 	if _, err := g.Admit(ip("2001:db8:0:1::1")); err != nil {
 		t.Fatalf("another /64 refused: %v", err)
 	}
@@ -203,7 +170,7 @@ func TestGuardIPv6PerPrefix(t *testing.T) {
 // TestGuardClient: confidential clients have a request budget each; public
 // clients have none.
 func TestGuardClient(t *testing.T) {
-	clk := newClock()
+	clk := clientlimittest.NewClock()
 	g, reg := guard(t, clk)
 	conf := clientauth.Result{Client: &store.Client{ID: "svc-a", Type: store.Confidential}, Method: clientauth.MethodBasic}
 	other := clientauth.Result{Client: &store.Client{ID: "svc-b", Type: store.Confidential}, Method: clientauth.MethodPost}
@@ -213,7 +180,7 @@ func TestGuardClient(t *testing.T) {
 			t.Fatalf("request %d of the burst refused: %v", i+1, err)
 		}
 	}
-	want429(t, g.Client(conf), "1", clientDesc)
+	want429(t, g.Client(conf), "1", clientlimittest.ClientLimited)
 	if err := g.Client(other); err != nil {
 		t.Fatalf("another client refused: %v", err)
 	}
@@ -226,7 +193,7 @@ func TestGuardClient(t *testing.T) {
 	if err := g.Client(conf); err != nil {
 		t.Fatalf("refused after a token was earned: %v", err)
 	}
-	if n := (counter(t, reg, "token", clientlimit.LimitClientRequests)); n != 1 {
+	if n := (clientlimittest.Limited(t, reg, "token", clientlimit.LimitClientRequests)); n != 1 {
 		t.Fatalf("valet_rate_limited_total = %v, want 1", n)
 	}
 }
@@ -251,30 +218,4 @@ func TestNoLimits(t *testing.T) {
 			}
 		}
 	}
-}
-
-// counter returns the series of valet_rate_limited_total for endpoint and
-// limit, which must exist (at 0) once the guard is built.
-func counter(t *testing.T, reg *prometheus.Registry, endpoint, limit string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "valet_rate_limited_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["endpoint"] == endpoint && labels["limit"] == limit {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	t.Fatalf("no valet_rate_limited_total{endpoint=%q,limit=%q}", endpoint, limit)
-	return 0
 }
