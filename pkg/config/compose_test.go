@@ -25,6 +25,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -350,6 +351,7 @@ func TestComposeValetServices(t *testing.T) {
 		keyEnv[k.Env] = true
 	}
 	cliOnly := cliEnv(t)
+	subscribeAllow := natsSubscribeAllow(t)
 	roles := map[string]int{}
 	for name, s := range c.Services {
 		role := s.valetRole()
@@ -395,6 +397,14 @@ func TestComposeValetServices(t *testing.T) {
 			}
 			if cfg.NATS.NKeySeedFile == "" || !s.mounted(cfg.NATS.NKeySeedFile) {
 				t.Errorf("nats.nkey_seed_file %q is not mounted", cfg.NATS.NKeySeedFile)
+			}
+			// Its replies come on the inboxes its NATS user alone may subscribe to.
+			user := s.natsUser(cfg)
+			if allow, ok := subscribeAllow[user]; !ok {
+				t.Errorf("nats.nkey_seed_file %s: no seed of a service user of deploy/nats/accounts.conf is mounted there", cfg.NATS.NKeySeedFile)
+			} else if want := cfg.NATS.InboxPrefix + ".>"; !slices.Equal(allow, []string{want}) {
+				t.Errorf("nats.inbox_prefix %q: NATS user %s may subscribe to %q only, want %q (deploy/nats/accounts.conf)",
+					cfg.NATS.InboxPrefix, user, allow, want)
 			}
 			if role == "edge" && !s.mounted(cfg.Services.Edge.RoutesFile) {
 				t.Errorf("services.edge.routes_file %s is not mounted", cfg.Services.Edge.RoutesFile)
@@ -822,12 +832,48 @@ func TestComposeNATSCluster(t *testing.T) {
 		t.Errorf("jetstream store_dir %q is not on the /data volume", sd)
 	}
 
-	// Permissions, as parsed: who may publish on valet.>.
+	// Permissions, as parsed: who may publish on valet.>, and where each receives replies.
 	acc, _ := m["accounts"].(map[string]any)
 	valet, _ := acc["VALET"].(map[string]any)
 	if fmt.Sprint(valet["jetstream"]) != "enabled" {
 		t.Errorf("account VALET: jetstream %v", valet["jetstream"])
 	}
+	perms := natsPermissions(t, m, kps)
+	for user, wantPublish := range map[string]bool{"issuer": true, "revocation": true, "introspection": false, "edge": false} {
+		pub, _ := perms[user]["publish"].(map[string]any)
+		allowed := slices.ContainsFunc(asSlice(pub["allow"]), func(s any) bool { return s == "valet.>" })
+		denied := slices.ContainsFunc(asSlice(pub["deny"]), func(s any) bool { return s == "valet.>" })
+		if allowed != wantPublish || denied == wantPublish {
+			t.Errorf("user %s: publish valet.> allowed %v denied %v, want allowed %v", user, allowed, denied, wantPublish)
+		}
+	}
+	if perms["admin"] != nil {
+		t.Error("the admin user is the account's operator: no permissions block")
+	}
+	// Each service user subscribes to its own reply inboxes only: nothing under another user's
+	// prefix, no NATS default _INBOX.>, no wildcard above them.
+	for user, allow := range natsSubscribeAllow(t) {
+		if want := []string{"_INBOX_" + user + ".>"}; !slices.Equal(allow, want) {
+			t.Errorf("user %s: subscribe allow %q, want %q (its own reply inboxes only)", user, allow, want)
+		}
+		if sub, _ := perms[user]["subscribe"].(map[string]any); len(sub) != 1 {
+			t.Errorf("user %s: subscribe %v: an allow list only", user, sub)
+		}
+	}
+	// The producers share one publish block (PRODUCER in accounts.conf); they differ only in
+	// their inboxes.
+	if !reflect.DeepEqual(perms["issuer"]["publish"], perms["revocation"]["publish"]) {
+		t.Errorf("issuer and revocation publish %v and %v, want the same PRODUCER block", perms["issuer"]["publish"], perms["revocation"]["publish"])
+	}
+}
+
+// natsPermissions returns the permissions block of every user of the VALET account of a parsed
+// nats.conf, by user name (nil for a user without one), and fails unless every user of natsUsers
+// is there.
+func natsPermissions(t *testing.T, m map[string]any, kps map[string]nkeys.KeyPair) map[string]map[string]any {
+	t.Helper()
+	acc, _ := m["accounts"].(map[string]any)
+	valet, _ := acc["VALET"].(map[string]any)
 	perms := map[string]map[string]any{}
 	for _, u := range asSlice(valet["users"]) {
 		um, _ := u.(map[string]any)
@@ -841,17 +887,68 @@ func TestComposeNATSCluster(t *testing.T) {
 	if len(perms) != len(natsUsers) {
 		t.Fatalf("account VALET has users %v, want %v", slices.Collect(maps.Keys(perms)), natsUsers)
 	}
-	for user, wantPublish := range map[string]bool{"issuer": true, "revocation": true, "introspection": false, "edge": false} {
-		pub, _ := perms[user]["publish"].(map[string]any)
-		allowed := slices.ContainsFunc(asSlice(pub["allow"]), func(s any) bool { return s == "valet.>" })
-		denied := slices.ContainsFunc(asSlice(pub["deny"]), func(s any) bool { return s == "valet.>" })
-		if allowed != wantPublish || denied == wantPublish {
-			t.Errorf("user %s: publish valet.> allowed %v denied %v, want allowed %v", user, allowed, denied, wantPublish)
+	return perms
+}
+
+// natsSubscribeAllow returns, for every service user of deploy/nats/accounts.conf (all but
+// admin), the subjects it may subscribe to, as nats-server parses them.
+func natsSubscribeAllow(t *testing.T) map[string][]string {
+	t.Helper()
+	dir, kps := natsConfigDir(t)
+	m, err := natsconf.ParseFile(filepath.Join(dir, "nats.conf"))
+	if err != nil {
+		t.Fatalf("nats.conf: %v", err)
+	}
+	out := map[string][]string{}
+	for user, p := range natsPermissions(t, m, kps) {
+		if user == "admin" {
+			continue
+		}
+		sub, _ := p["subscribe"].(map[string]any)
+		allow := []string{}
+		for _, a := range asSlice(sub["allow"]) {
+			allow = append(allow, fmt.Sprint(a))
+		}
+		out[user] = allow
+	}
+	return out
+}
+
+// natsUser returns the NATS user a Valet service of the compose file connects as: the one whose
+// seed secret (nats-<user>-nkey) it mounts at nats.nkey_seed_file, or "".
+func (s composeService) natsUser(cfg *Config) string {
+	for _, sec := range s.Secrets {
+		if "/run/secrets/"+sec.Target == cfg.NATS.NKeySeedFile {
+			if u, ok := strings.CutPrefix(sec.Source, "nats-"); ok {
+				if u, ok := strings.CutSuffix(u, "-nkey"); ok {
+					return u
+				}
+			}
 		}
 	}
-	if perms["admin"] != nil {
-		t.Error("the admin user is the account's operator: no permissions block")
+	return ""
+}
+
+// composeInboxPrefixes returns the nats.inbox_prefix of each NATS user the Valet services of the
+// compose file connect as, loaded through pkg/config as the services load it, and fails if two
+// services of one user disagree.
+func composeInboxPrefixes(t *testing.T) map[string]string {
+	t.Helper()
+	c := loadCompose(t)
+	out := map[string]string{}
+	for _, name := range slices.Sorted(maps.Keys(c.Services)) {
+		s := c.Services[name]
+		if s.valetRole() == "" {
+			continue
+		}
+		cfg := valetConfig(t, name, s)
+		user := s.natsUser(cfg)
+		if p, ok := out[user]; ok && p != cfg.NATS.InboxPrefix {
+			t.Fatalf("%s: nats.inbox_prefix %q, another service of NATS user %s has %q", name, cfg.NATS.InboxPrefix, user, p)
+		}
+		out[user] = cfg.NATS.InboxPrefix
 	}
+	return out
 }
 
 func TestComposeNATSPermissions(t *testing.T) {
@@ -874,19 +971,47 @@ func TestComposeNATSPermissions(t *testing.T) {
 	if !srv.ReadyForConnections(10 * time.Second) {
 		t.Fatal("nats-server not ready")
 	}
-	connect := func(user string) (*nats.Conn, jetstream.JetStream) {
+	// Each service connects with the reply-inbox prefix its compose configuration sets, as
+	// pkg/boot does (the admin, an operator's nats CLI, with NATS's default); connectInbox with
+	// any other. errs receives the asynchronous errors the server sends, such as a refused
+	// subscription.
+	inboxes := composeInboxPrefixes(t)
+	for _, user := range []string{"issuer", "introspection", "revocation", "edge"} {
+		if inboxes[user] == "" {
+			t.Fatalf("no Valet service of docker-compose.yml connects as NATS user %s", user)
+		}
+	}
+	connectInbox := func(user, prefix string) (nc *nats.Conn, js jetstream.JetStream, errs <-chan error) {
 		t.Helper()
 		kp := kps[user]
 		pub, _ := kp.PublicKey()
-		nc, err := nats.Connect(srv.ClientURL(), nats.Nkey(pub, kp.Sign), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+		ch := make(chan error, 16)
+		o := []nats.Option{nats.Nkey(pub, kp.Sign), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			select {
+			case ch <- err:
+			default:
+			}
+		})}
+		if prefix != DefaultInboxPrefix {
+			o = append(o, nats.CustomInboxPrefix(prefix))
+		}
+		nc, err := nats.Connect(srv.ClientURL(), o...)
 		if err != nil {
 			t.Fatalf("connect as %s: %v", user, err)
 		}
 		t.Cleanup(nc.Close)
-		js, err := jetstream.New(nc)
-		if err != nil {
+		if js, err = jetstream.New(nc); err != nil {
 			t.Fatal(err)
 		}
+		return nc, js, ch
+	}
+	connect := func(user string) (*nats.Conn, jetstream.JetStream) {
+		t.Helper()
+		prefix := inboxes[user]
+		if prefix == "" {
+			prefix = DefaultInboxPrefix
+		}
+		nc, js, _ := connectInbox(user, prefix)
 		return nc, js
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -965,6 +1090,151 @@ func TestComposeNATSPermissions(t *testing.T) {
 			t.Errorf("%s deleted the revocation stream", user)
 		}
 		dcancel()
+	}
+
+	// An edge cannot subscribe to the services' reply inboxes, nor to NATS's default ones.
+	edgeNC, edgeJS, edgeErrs := connectInbox("edge", inboxes["edge"])
+	for _, subj := range []string{inboxes["issuer"] + ".>", inboxes["revocation"] + ".>", inboxes["introspection"] + ".>", "_INBOX.>", ">"} {
+		sub, err := edgeNC.SubscribeSync(subj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := edgeNC.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		waitSubscribeRefused(t, edgeErrs, subj)
+		_ = sub.Unsubscribe()
+	}
+
+	// What the issuer's replies carry (JetStream API answers, the messages its pull consumers
+	// fetch) reaches its inboxes only: the admin, who may subscribe to anything, sees them under
+	// the issuer's prefix and none under _INBOX; an edge subscribed to all it may (its own
+	// inboxes) sees only its own replies.
+	edgeNC, edgeJS, _ = connectInbox("edge", inboxes["edge"]) // a LastError of its own
+	adminNC, _ := connect("admin")
+	issuerSeen, err := adminNC.SubscribeSync(inboxes["issuer"] + ".>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defaultSeen, err := adminNC.SubscribeSync("_INBOX.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	edgeSeen, err := edgeNC.SubscribeSync(inboxes["edge"] + ".>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, nc := range []*nats.Conn{adminNC, edgeNC} {
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := edgeNC.LastError(); err != nil {
+		t.Fatalf("edge: subscribe to its own inboxes: %v", err)
+	}
+	_, issuerJS := connect("issuer")
+	if _, err := issuerJS.Stream(ctx, revocations); err != nil { // an API request
+		t.Fatalf("issuer: stream info: %v", err)
+	}
+	oc, err := issuerJS.OrderedConsumer(ctx, revocations, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatalf("issuer: ordered consumer: %v", err)
+	}
+	batch, err := oc.Fetch(1, jetstream.FetchMaxWait(5*time.Second)) // a pull request
+	if err != nil {
+		t.Fatalf("issuer: fetch: %v", err)
+	}
+	fetched := 0
+	for range batch.Messages() {
+		fetched++
+	}
+	if fetched != 1 || batch.Error() != nil {
+		t.Fatalf("issuer: fetched %d events (%v), want a heartbeat", fetched, batch.Error())
+	}
+	if _, err := edgeJS.Stream(ctx, revocations); err != nil { // the edge's own request
+		t.Fatalf("edge: stream info: %v", err)
+	}
+	// Whatever the server sent these subscribers before the PONG of a flush has been read.
+	for _, nc := range []*nats.Conn{adminNC, edgeNC} {
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pending := func(sub *nats.Subscription) int {
+		t.Helper()
+		n, _, err := sub.Pending()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := pending(issuerSeen); n < 3 { // stream info, consumer create, the fetched heartbeat
+		t.Errorf("%d messages under %s.>, want the issuer's replies (at least 3): its requests do not use its inbox prefix", n, inboxes["issuer"])
+	}
+	if n := pending(defaultSeen); n != 0 {
+		t.Errorf("%d messages under _INBOX.>: the issuer's replies leave its own inboxes", n)
+	}
+	if n := pending(edgeSeen); n != 1 {
+		t.Errorf("the edge saw %d messages on its inboxes, want only the answer to its own request", n)
+	}
+	for n := pending(edgeSeen); n > 0; n-- {
+		m, err := edgeSeen.NextMsg(time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(m.Subject, inboxes["edge"]+".") {
+			t.Errorf("the edge saw a message on %s", m.Subject)
+		}
+	}
+
+	// A service left on NATS's default prefix gets no reply at all: its reply subscription is
+	// refused, so it fails at start (pkg/boot.NATS checks its inbox and names
+	// nats.inbox_prefix) instead of running without answers. The requests run together: each
+	// waits out the same one-second deadline.
+	rctx, rcancel := context.WithTimeout(ctx, time.Second) // a request without reply times out
+	defer rcancel()
+	var wg sync.WaitGroup
+	for _, user := range []string{"issuer", "introspection", "revocation", "edge"} {
+		nc, js, errs := connectInbox(user, DefaultInboxPrefix)
+		wg.Go(func() {
+			if _, err := js.AccountInfo(rctx); err == nil {
+				t.Errorf("%s with prefix _INBOX: a JetStream request was answered", user)
+			}
+			waitSubscribeRefused(t, errs, "_INBOX.")
+			if err := nc.LastError(); !errors.Is(err, nats.ErrPermissionViolation) {
+				t.Errorf("%s with prefix _INBOX: last error %v, want the refused subscription", user, err)
+			}
+		})
+	}
+	// What bus.EnsureStreams (every service but the edge, at start) then reports: a timeout, as
+	// if JetStream were down; only the refused subscription says why.
+	_, js, _ := connectInbox("issuer", DefaultInboxPrefix)
+	wg.Go(func() {
+		if err := bus.EnsureStreams(rctx, js, streams); !errors.Is(err, bus.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("issuer with prefix _INBOX: EnsureStreams: %v, want event stream unavailable after a timeout", err)
+		} else {
+			t.Logf("issuer with prefix _INBOX: EnsureStreams: %v", err)
+		}
+	})
+	wg.Wait()
+}
+
+// waitSubscribeRefused waits for the permission violation the server sends when it refuses a
+// subscription to a subject starting with subj, as nats.go hands it to the ErrorHandler feeding
+// errs, and fails after a few seconds without one. Other errors are skipped.
+func waitSubscribeRefused(t *testing.T, errs <-chan error, subj string) {
+	t.Helper()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case err := <-errs:
+			if errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), `Subscription to "`+subj) {
+				return
+			}
+		case <-timeout:
+			t.Errorf("no permission violation for a subscription to %s within 5s: the subscription was allowed", subj)
+			return
+		}
 	}
 }
 
@@ -1450,6 +1720,7 @@ func TestK8sManifests(t *testing.T) {
 		}
 	}
 	roles := map[string]bool{}
+	subscribeAllow := natsSubscribeAllow(t)
 	for _, o := range byKind["Deployment"] {
 		var d k8sDeployment
 		if err := o.Spec.Decode(&d); err != nil {
@@ -1520,6 +1791,15 @@ func TestK8sManifests(t *testing.T) {
 			secretAt := func(p string) bool { return strings.HasPrefix(volumes[mounts[path.Dir(p)]], "secret/") }
 			if !secretAt(cfg.NATS.NKeySeedFile) {
 				t.Errorf("nats.nkey_seed_file %s is not in a mounted Secret", cfg.NATS.NKeySeedFile)
+			}
+			// Its replies come on the inboxes its NATS user (Secret valet-nats-<user>) alone may
+			// subscribe to.
+			user, _ := strings.CutPrefix(volumes[mounts[path.Dir(cfg.NATS.NKeySeedFile)]], "secret/valet-nats-")
+			if allow, ok := subscribeAllow[user]; !ok {
+				t.Errorf("nats.nkey_seed_file %s: the Secret mounted there is not valet-nats-<user> of a service user of deploy/nats/accounts.conf", cfg.NATS.NKeySeedFile)
+			} else if want := cfg.NATS.InboxPrefix + ".>"; !slices.Equal(allow, []string{want}) {
+				t.Errorf("nats.inbox_prefix %q: NATS user %s may subscribe to %q only, want %q (deploy/nats/accounts.conf)",
+					cfg.NATS.InboxPrefix, user, allow, want)
 			}
 			if role != "edge" {
 				if !secretAt(cfg.Redis.PasswordFile) {

@@ -169,6 +169,11 @@ type NATS struct {
 	CredentialsFile string `yaml:"credentials_file"`
 	// NKeySeedFile is a file holding an NKey seed, for servers configured with bare NKeys.
 	NKeySeedFile string `yaml:"nkey_seed_file"`
+	// InboxPrefix is the first part of every reply subject this process creates (request replies,
+	// JetStream API answers, PubAcks, the messages its pull consumers fetch). Each service has its
+	// own and its NATS user may subscribe only to InboxPrefix.> (deploy/nats/accounts.conf), so no
+	// other user can read its replies. DefaultInboxPrefix is NATS's own.
+	InboxPrefix string `yaml:"inbox_prefix"`
 	// TLS configures TLS to NATS.
 	TLS TLS `yaml:"tls"`
 	// SubjectPrefix is the first token of every Valet subject and names the stream.
@@ -181,6 +186,11 @@ type NATS struct {
 	// use to prove they are current.
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
 }
+
+// DefaultInboxPrefix is NATS's own reply-inbox prefix (nats.go's nats.InboxPrefix without its
+// trailing dot): the default of nats.inbox_prefix, under which a connection is made exactly as
+// without the setting.
+const DefaultInboxPrefix = "_INBOX"
 
 // Servers returns the NATS server URLs listed in URL, trimmed, without empty entries.
 func (n NATS) Servers() []string {
@@ -461,6 +471,7 @@ func Default() Config {
 			ReadTimeout: time.Second,
 		},
 		NATS: NATS{
+			InboxPrefix:       DefaultInboxPrefix,
 			SubjectPrefix:     "valet",
 			StreamReplicas:    1,
 			StreamMargin:      time.Hour,

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/valetauth/valet/pkg/secret"
@@ -270,6 +271,9 @@ func (v *validator) nats(n NATS) {
 	if n.CredentialsFile != "" && n.NKeySeedFile != "" {
 		v.addf("nats.nkey_seed_file", "is set together with nats.credentials_file; use one of them")
 	}
+	if problem := inboxPrefixProblem(n.InboxPrefix); problem != "" {
+		v.addf("nats.inbox_prefix", "%q %s", n.InboxPrefix, problem)
+	}
 	v.tls("nats.tls", n.TLS, n.UseTLS(), "use tls:// or set nats.tls.enabled: true")
 	if !subjectPattern.MatchString(n.SubjectPrefix) || len(n.SubjectPrefix) > 64 {
 		v.addf("nats.subject_prefix", "%q must be one subject token of letters, digits, '_' or '-' (at most 64)", n.SubjectPrefix)
@@ -279,6 +283,27 @@ func (v *validator) nats(n NATS) {
 	}
 	v.between("nats.stream_margin", n.StreamMargin, minStreamMargin, maxStreamMargin)
 	v.between("nats.heartbeat_interval", n.HeartbeatInterval, minHeartbeatInterval, maxHeartbeatInterval)
+}
+
+// inboxPrefixProblem says what is wrong with a reply-inbox prefix, or returns "" when nothing is.
+// The rules are nats.go's nats.CustomInboxPrefix (not empty, no '*' or '>', no trailing '.'),
+// which would otherwise refuse the prefix only when the service connects, and those of a literal
+// NATS subject (no whitespace or control character, no empty token), which the server would
+// otherwise refuse only at the first reply subscription.
+func inboxPrefixProblem(p string) string {
+	switch {
+	case p == "":
+		return "must not be empty (NATS's own prefix is " + DefaultInboxPrefix + ")"
+	case strings.ContainsAny(p, "*>"):
+		return "must not hold the wildcards '*' or '>'"
+	case !utf8.ValidString(p) || strings.IndexFunc(p, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
+		return "must be UTF-8 without whitespace or control characters"
+	case strings.HasSuffix(p, "."):
+		return "must not end with '.'"
+	case strings.HasPrefix(p, ".") || strings.Contains(p, ".."):
+		return "must not have an empty subject token (a leading '.' or '..')"
+	}
+	return ""
 }
 
 // tls checks that TLS files are given in pairs and are not set where TLS is off, where they would

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 )
 
 // TestValidateRefusesUnsafe breaks one setting of a valid production configuration per case and
@@ -55,6 +57,16 @@ func TestValidateRefusesUnsafe(t *testing.T) {
 		{"nats scheme", func(c *Config) { c.NATS.URL = "nats://a:4222,http://b:4222" }, "nats.url", `"http://b:4222"`},
 		{"nats credentials in url", func(c *Config) { c.NATS.URL = "nats://tok3n@a:4222" }, "nats.url", "credentials"},
 		{"nats two credentials", func(c *Config) { c.NATS.CredentialsFile, c.NATS.NKeySeedFile = "/c", "/n" }, "nats.nkey_seed_file", "credentials_file"},
+		{"inbox prefix empty", func(c *Config) { c.NATS.InboxPrefix = "" }, "nats.inbox_prefix", "must not be empty"},
+		{"inbox prefix star", func(c *Config) { c.NATS.InboxPrefix = "_INBOX_*" }, "nats.inbox_prefix", "wildcards"},
+		{"inbox prefix full wildcard", func(c *Config) { c.NATS.InboxPrefix = "_INBOX.>" }, "nats.inbox_prefix", "wildcards"},
+		{"inbox prefix space", func(c *Config) { c.NATS.InboxPrefix = "_INBOX issuer" }, "nats.inbox_prefix", "whitespace"},
+		{"inbox prefix tab", func(c *Config) { c.NATS.InboxPrefix = "_INBOX\tissuer" }, "nats.inbox_prefix", "whitespace"},
+		{"inbox prefix newline", func(c *Config) { c.NATS.InboxPrefix = "_INBOX_issuer\n" }, "nats.inbox_prefix", "whitespace"},
+		{"inbox prefix not utf-8", func(c *Config) { c.NATS.InboxPrefix = "_INBOX_\xff" }, "nats.inbox_prefix", "UTF-8"},
+		{"inbox prefix trailing dot", func(c *Config) { c.NATS.InboxPrefix = "_INBOX." }, "nats.inbox_prefix", "end with '.'"},
+		{"inbox prefix leading dot", func(c *Config) { c.NATS.InboxPrefix = ".issuer" }, "nats.inbox_prefix", "empty subject token"},
+		{"inbox prefix empty token", func(c *Config) { c.NATS.InboxPrefix = "_INBOX..issuer" }, "nats.inbox_prefix", "empty subject token"},
 		{"nats tls files while off", func(c *Config) { c.NATS.TLS.ServerName = "n" }, "nats.tls.enabled", "TLS is off"},
 		{"subject prefix with dot", func(c *Config) { c.NATS.SubjectPrefix = "valet.prod" }, "nats.subject_prefix", "one subject token"},
 		{"subject prefix wildcard", func(c *Config) { c.NATS.SubjectPrefix = "*" }, "nats.subject_prefix", "one subject token"},
@@ -165,6 +177,8 @@ func TestValidateAccepts(t *testing.T) {
 			c.NATS.TLS.CAFile = "/ca.pem"
 			c.NATS.StreamReplicas = 3
 		}},
+		{"service inbox prefix", func(c *Config) { c.NATS.InboxPrefix = "_INBOX_issuer" }},
+		{"inbox prefix of several tokens", func(c *Config) { c.NATS.InboxPrefix = "_R.valet-prod.issuer" }},
 		{"no grace", func(c *Config) {
 			c.Tokens.RefreshGraceConfidential, c.Tokens.RefreshGracePublic, c.Tokens.RefreshGraceMaxReplays = 0, 0, 0
 		}},
@@ -194,6 +208,39 @@ func TestValidateAccepts(t *testing.T) {
 			tt.mutate(&c)
 			if err := c.Validate(); err != nil {
 				t.Fatalf("refused:\n%v", err)
+			}
+		})
+	}
+}
+
+// TestInboxPrefixAsNATS checks nats.inbox_prefix against nats.go itself: every prefix that
+// nats.CustomInboxPrefix refuses, and so would stop a service at connect, is refused at load,
+// naming the key. Validate refuses more (whitespace, empty tokens), which the server would refuse
+// at the first reply subscription.
+func TestInboxPrefixAsNATS(t *testing.T) {
+	tests := []struct {
+		prefix string
+		valid  bool
+	}{
+		{"_INBOX", true}, {"_INBOX_issuer", true}, {"_INBOX_edge", true}, {"_R.valet.issuer", true},
+		{"inbox-1", true}, {"ü", true},
+		{"", false}, {"*", false}, {">", false}, {"_INBOX.*", false}, {"_INBOX.>", false}, {"a*b", false},
+		{"a>b", false}, {"_INBOX.", false}, {".", false}, {"a..b", false}, {".a", false}, {"a b", false},
+		{"a\tb", false}, {"a\r\n", false}, {"a\x00b", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.prefix, func(t *testing.T) {
+			c := validProd(t)
+			c.NATS.InboxPrefix = tt.prefix
+			err := c.Validate()
+			if natsErr := nats.CustomInboxPrefix(tt.prefix)(&nats.Options{}); natsErr != nil && tt.valid {
+				t.Fatalf("the table says %q is valid, nats.go refuses it: %v", tt.prefix, natsErr)
+			}
+			switch {
+			case tt.valid && err != nil:
+				t.Errorf("refused:\n%v", err)
+			case !tt.valid:
+				wantProblem(t, err, "nats.inbox_prefix", "")
 			}
 		})
 	}

@@ -22,6 +22,15 @@
 // fails closed with ErrStale (MISSION §0 invariant 2), and it recovers by
 // itself once the stream is reachable again.
 //
+// The gateway brings its own NATS connection (Config.JetStream). Connect it
+// as the edge user of deploy/nats/accounts.conf, which may read the
+// revocation and key streams and publish nothing, and with
+// nats.CustomInboxPrefix("_INBOX_edge"): that user may subscribe only to
+// _INBOX_edge.>, never to NATS's default _INBOX.>, so that it cannot read the
+// replies meant for the issuer, revocation and introspection services. On
+// the default prefix the server refuses the reply subscription, no request
+// is answered and Verify fails closed with ErrStale.
+//
 // A cache of verified tokens, keyed by SHA-256 of the token, skips only the
 // signature check: expiry, the deny state and the key's status are checked
 // on every call. docs/gateway.md shows how to embed it, what the staleness

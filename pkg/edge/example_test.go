@@ -17,7 +17,14 @@ import (
 // Verifier, start it, and protect a handler. It compiles as part of the
 // tests; docs/gateway.md shows the same code.
 func Example() {
-	nc, err := nats.Connect("nats://nats.internal.example.com:4222", nats.MaxReconnects(-1))
+	// As the edge NATS user, with the edge's reply inboxes (docs/gateway.md,
+	// "The NATS connection").
+	nkey, err := nats.NkeyOptionFromSeed("/run/secrets/valet/nats-edge.nk")
+	if err != nil {
+		log.Fatal(err)
+	}
+	nc, err := nats.Connect("nats://nats.internal.example.com:4222",
+		nkey, nats.CustomInboxPrefix("_INBOX_edge"), nats.MaxReconnects(-1))
 	if err != nil {
 		log.Fatal(err)
 	}
