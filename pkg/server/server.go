@@ -38,7 +38,9 @@ type Check struct {
 
 // Options configures a Server. Service and Logger are required.
 type Options struct {
-	// Service names the service in metrics and logs ("issuer", ...).
+	// Service names the service in metrics ("issuer", ...). Logs carry
+	// it from the caller's Logger (boot.Main and valet dev scope theirs),
+	// so that a line names its service once.
 	Service string
 	// PublicAddr and AdminAddr are the listen addresses; ":0" picks a port.
 	PublicAddr string
@@ -94,7 +96,7 @@ func New(opts Options) (*Server, error) {
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = 15 * time.Second
 	}
-	s := &Server{opts: opts, log: opts.Logger.With(zap.String("service", opts.Service)), started: make(chan struct{})}
+	s := &Server{opts: opts, log: opts.Logger, started: make(chan struct{})}
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name:        "valet_http_requests_total",
 		Help:        "HTTP requests by route, method and status code.",

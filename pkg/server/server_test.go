@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 func start(t *testing.T, ready ...Check) (*Server, string, string, context.CancelFunc, chan error) {
@@ -173,5 +174,40 @@ func TestRealIPBelievesOnlyTrustedProxies(t *testing.T) {
 				t.Fatalf("RealIP = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestLogsNameTheServiceOnce: the server logs with the caller's logger as
+// given. boot.Main and valet dev scope theirs to the service, so a field
+// added here too would name the service twice in every line.
+func TestLogsNameTheServiceOnce(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	log := zap.New(core).With(zap.String("service", "issuer"))
+	s, err := New(Options{Service: "issuer", PublicAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", Logger: log,
+		Registry: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	if _, _, err := s.Addrs(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	<-done
+	if logs.Len() == 0 {
+		t.Fatal("the server logged nothing")
+	}
+	for _, e := range logs.All() {
+		n := 0
+		for _, f := range e.Context {
+			if f.Key == "service" {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Fatalf("%q names the service %d times: %v", e.Message, n, e.Context)
+		}
 	}
 }

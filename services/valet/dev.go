@@ -408,7 +408,7 @@ func newDev(ctx context.Context, o devOptions) (_ *devServer, err error) {
 		}
 	}
 	iss, err := issuer.New(cfg, issuer.Deps{
-		Logger: d.log, Registry: issReg, ClientLimits: clientLimits[0],
+		Logger: d.log.With(zap.String("service", "issuer")), Registry: issReg, ClientLimits: clientLimits[0],
 		Store: d.st, Keys: km, Clients: cache, Secrets: hasher,
 		// The user grants (authorization code with PKCE, refresh, device,
 		// login and consent pages), wired as in cmd/issuer. LoginLimiter
@@ -431,7 +431,7 @@ func newDev(ctx context.Context, o devOptions) (_ *devServer, err error) {
 		return nil, err
 	}
 	in, err := introspection.New(cfg, introspection.Deps{
-		Logger: d.log, Registry: inReg, ClientLimits: clientLimits[1],
+		Logger: d.log.With(zap.String("service", "introspection")), Registry: inReg, ClientLimits: clientLimits[1],
 		Store: d.st, Clients: cache, Secrets: hasher, Checker: chk,
 		Ready: []server.Check{natsReady, jwksReady},
 	})
@@ -439,7 +439,7 @@ func newDev(ctx context.Context, o devOptions) (_ *devServer, err error) {
 		return nil, err
 	}
 	rv, err := revocation.New(cfg, revocation.Deps{
-		Logger: d.log, Registry: revReg, ClientLimits: clientLimits[2],
+		Logger: d.log.With(zap.String("service", "revocation")), Registry: revReg, ClientLimits: clientLimits[2],
 		Store: d.st, Revoker: rev, Clients: cache, Secrets: hasher, Checker: chk,
 		Origins: origins,
 		Ready:   []server.Check{natsReady, jwksReady},
@@ -471,7 +471,7 @@ func newDev(ctx context.Context, o devOptions) (_ *devServer, err error) {
 		demoAPI, d.upstream = http.HandlerFunc(demoUpstream), "the built-in demo upstream"
 	}
 	ed, err := edge.New(cfg, edge.Deps{
-		Logger: d.log, Registry: edgeReg, Upstream: demoAPI,
+		Logger: d.log.With(zap.String("service", "edge")), Registry: edgeReg, Upstream: demoAPI,
 		JetStream: d.js, Audience: audience, Policy: policy,
 		EdgeOptions: []pkgedge.Option{pkgedge.WithHTTPClient(hc)},
 		Ready:       []server.Check{natsReady},
