@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -173,22 +174,57 @@ func (s *Server) observe(listener string) echo.MiddlewareFunc {
 	}
 }
 
-// ipExtractor returns what c.RealIP() reports: the TCP peer, or, behind
-// one of opts.TrustedProxies, the right-most X-Forwarded-For entry that is
-// not a trusted proxy. echo's default believes the first X-Forwarded-For
-// entry from anyone.
+// ipExtractor returns what c.RealIP() reports: ClientIP of the request.
+// echo's own XFF extractor is not used: its default believes the first
+// X-Forwarded-For entry from anyone, and the issuer's login and device
+// limits, which read the address without echo, must count the same one.
 func (s *Server) ipExtractor() echo.IPExtractor {
-	if len(s.opts.TrustedProxies) == 0 {
-		return echo.ExtractIPDirect()
+	trusted := s.opts.TrustedProxies
+	return func(r *http.Request) string { return ClientIP(r, trusted) }
+}
+
+// ClientIP is the address a request comes from, for logs and limits: the
+// TCP peer, unless the peer is one of the trusted proxies; then the
+// right-most X-Forwarded-For entry that is not a trusted proxy (entries left
+// of it could be written by anyone). A malformed entry stops the walk: the
+// last address believed counts. IPv4-mapped IPv6 addresses are unmapped.
+func ClientIP(r *http.Request, trusted []netip.Prefix) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
 	}
-	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
-	for _, p := range s.opts.TrustedProxies {
-		_, n, err := net.ParseCIDR(p.Masked().String())
-		if err == nil {
-			opts = append(opts, echo.TrustIPRange(n))
+	peer, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	peer = peer.Unmap()
+	if !isTrusted(peer, trusted) {
+		return peer.String()
+	}
+	vals := r.Header.Values("X-Forwarded-For")
+	for i := len(vals) - 1; i >= 0; i-- {
+		hops := strings.Split(vals[i], ",")
+		for j := len(hops) - 1; j >= 0; j-- {
+			a, err := netip.ParseAddr(strings.TrimSpace(hops[j]))
+			if err != nil {
+				return peer.String() // malformed: believe nothing further left
+			}
+			peer = a.Unmap()
+			if !isTrusted(peer, trusted) {
+				return peer.String()
+			}
 		}
 	}
-	return echo.ExtractIPFromXFFHeader(opts...)
+	return peer.String()
+}
+
+func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
+	for _, p := range trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 func levelFor(status int) zapcore.Level {

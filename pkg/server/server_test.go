@@ -161,6 +161,11 @@ func TestRealIPBelievesOnlyTrustedProxies(t *testing.T) {
 		{"untrusted peer", []netip.Prefix{proxy}, "203.0.113.5:4000", "198.51.100.7", "203.0.113.5"},
 		{"trusted proxy", []netip.Prefix{proxy}, "10.1.2.3:4000", "198.51.100.7", "198.51.100.7"},
 		{"forged left entry", []netip.Prefix{proxy}, "10.1.2.3:4000", "192.0.2.66, 198.51.100.7", "198.51.100.7"},
+		{"two trusted hops", []netip.Prefix{proxy}, "10.1.2.3:4000", "198.51.100.7, 10.9.9.9", "198.51.100.7"},
+		{"malformed entry stops the walk", []netip.Prefix{proxy}, "10.1.2.3:4000", "198.51.100.7, junk, 10.9.9.9", "10.9.9.9"},
+		{"only proxies", []netip.Prefix{proxy}, "10.1.2.3:4000", "10.9.9.9", "10.9.9.9"},
+		{"mapped IPv4 peer", nil, "[::ffff:203.0.113.5]:4000", "198.51.100.7", "203.0.113.5"},
+		{"IPv6 client", []netip.Prefix{proxy}, "10.1.2.3:4000", "2001:db8::1", "2001:db8::1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := New(Options{Service: "test", Logger: zap.NewNop(), Registry: prometheus.NewRegistry(), TrustedProxies: tc.trusted})

@@ -7,15 +7,15 @@ package issuer
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/valetauth/valet/pkg/config"
 	"github.com/valetauth/valet/pkg/ratelimit"
+	"github.com/valetauth/valet/pkg/ratelimit/clientlimit"
+	"github.com/valetauth/valet/pkg/server"
 )
 
 // LoginLimiter slows password guessing per account and per client address,
@@ -33,50 +33,12 @@ type LoginLimiter interface {
 
 var _ LoginLimiter = (*ratelimit.Login)(nil)
 
-// clientAddr is the address a request counts against: the peer, unless the
-// peer is a trusted proxy; then the right-most X-Forwarded-For entry that is
-// not a trusted proxy (entries left of it could be written by anyone). IPv6
-// addresses count per /64, which one subscriber usually holds whole.
+// clientAddr is the address a request counts against: the address
+// pkg/server resolves (X-Forwarded-For believed only from trusted proxies),
+// as the request limits of pkg/ratelimit/clientlimit count it (IPv6 per
+// /64, which one subscriber usually holds whole).
 func clientAddr(r *http.Request, trusted []netip.Prefix) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	peer, err := netip.ParseAddr(host)
-	if err != nil {
-		return "invalid:" + host
-	}
-	peer = peer.Unmap()
-	if isTrusted(peer, trusted) {
-		var hops []string
-		for _, v := range r.Header.Values("X-Forwarded-For") {
-			hops = append(hops, strings.Split(v, ",")...)
-		}
-		for i := len(hops) - 1; i >= 0; i-- {
-			a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-			if err != nil {
-				break // malformed: believe nothing further left
-			}
-			peer = a.Unmap()
-			if !isTrusted(peer, trusted) {
-				break
-			}
-		}
-	}
-	if peer.Is6() {
-		p, _ := peer.Prefix(64)
-		return p.String()
-	}
-	return peer.String()
-}
-
-func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
-	for _, p := range trusted {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
+	return clientlimit.Addr(server.ClientIP(r, trusted))
 }
 
 // retryAfterSeconds renders a wait for Retry-After: whole seconds, at
