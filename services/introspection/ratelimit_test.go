@@ -4,13 +4,10 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/valetauth/valet/pkg/config"
-	"github.com/valetauth/valet/pkg/ratelimit"
 	"github.com/valetauth/valet/pkg/ratelimit/clientlimit"
 	"github.com/valetauth/valet/pkg/ratelimit/clientlimit/clientlimittest"
 )
@@ -26,11 +23,7 @@ func limitedHarness(t *testing.T, clk *clientlimittest.Clock, set func(*config.L
 	return newHarnessWith(t, func(cfg *config.Config) clientlimit.Limits {
 		cfg.Limits.TrustedProxies = "127.0.0.1"
 		set(&cfg.Limits)
-		l, err := clientlimit.FromConfig(cfg.Limits, ratelimit.WithClock(clk.Now))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l
+		return clientlimittest.Limits(t, cfg.Limits, clk)
 	})
 }
 
@@ -128,30 +121,7 @@ func TestIntrospectDefaultLimitsNeverLimitCorrectClient(t *testing.T) {
 		wantInvalidClient(t, "a neighbour's wrong secret", h.introspectFrom("", tok, clientB, "wrong"))
 	}
 	body := url.Values{"token": {tok}}.Encode()
-	var wg sync.WaitGroup
-	var bad atomic.Int64
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range 50 {
-				req, _ := http.NewRequest(http.MethodPost, h.url, strings.NewReader(body))
-				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-				req.Header.Set("Authorization", basic(clientA, h.secrets[clientA]))
-				res, err := http.DefaultClient.Do(req)
-				if err != nil || res.StatusCode != http.StatusOK {
-					bad.Add(1)
-				}
-				if res != nil {
-					_ = res.Body.Close()
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if n := bad.Load(); n != 0 {
-		t.Fatalf("%d of 200 correct requests were not 200", n)
-	}
+	clientlimittest.AllOK(t, h.url, body, basic(clientA, h.secrets[clientA]), 4, 50)
 	if n := clientlimittest.Limited(t, h.reg, "introspect", clientlimit.LimitAuthFailures) + clientlimittest.Limited(t, h.reg, "introspect", clientlimit.LimitClientRequests); n != 0 {
 		t.Fatalf("valet_rate_limited_total = %v, want 0", n)
 	}

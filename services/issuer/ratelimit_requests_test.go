@@ -4,15 +4,12 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/valetauth/valet/pkg/config"
-	"github.com/valetauth/valet/pkg/ratelimit"
 	"github.com/valetauth/valet/pkg/ratelimit/clientlimit"
 	"github.com/valetauth/valet/pkg/ratelimit/clientlimit/clientlimittest"
 	"github.com/valetauth/valet/pkg/store"
@@ -42,10 +39,7 @@ func defaultClientLimits(t testing.TB) clientlimit.Limits {
 func limitedIssuer(t *testing.T, a *authHarness, lim config.Limits, clk *clientlimittest.Clock) (string, *prometheus.Registry) {
 	t.Helper()
 	lim.TrustedProxies = "127.0.0.1"
-	limits, err := clientlimit.FromConfig(lim, ratelimit.WithClock(clk.Now))
-	if err != nil {
-		t.Fatal(err)
-	}
+	limits := clientlimittest.Limits(t, lim, clk)
 	saved := *a.cfg
 	a.cfg.Limits = lim
 	reg := prometheus.NewRegistry()
@@ -195,30 +189,7 @@ func TestTokenDefaultLimitsNeverLimitCorrectClient(t *testing.T) {
 		r := h.post(ccForm, clientA, "wrong")
 		wantStatus(t, "a neighbour's wrong secret", r, 401, "invalid_client")
 	}
-	var wg sync.WaitGroup
-	var bad atomic.Int64
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range 40 {
-				req, _ := http.NewRequest(http.MethodPost, h.url+"/token", strings.NewReader(ccForm.Encode()))
-				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-				req.Header.Set("Authorization", basic(clientA, h.secretA))
-				res, err := http.DefaultClient.Do(req)
-				if err != nil || res.StatusCode != http.StatusOK {
-					bad.Add(1)
-				}
-				if res != nil {
-					_ = res.Body.Close()
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if n := bad.Load(); n != 0 {
-		t.Fatalf("%d of 320 correct requests were not 200", n)
-	}
+	clientlimittest.AllOK(t, h.url+"/token", ccForm.Encode(), basic(clientA, h.secretA), 8, 40)
 	if n := h.counter("valet_rate_limited_total"); n != 0 {
 		t.Fatalf("valet_rate_limited_total = %v, want 0", n)
 	}

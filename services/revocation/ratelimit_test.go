@@ -4,13 +4,10 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/valetauth/valet/pkg/config"
-	"github.com/valetauth/valet/pkg/ratelimit"
 	"github.com/valetauth/valet/pkg/ratelimit/clientlimit"
 	"github.com/valetauth/valet/pkg/ratelimit/clientlimit/clientlimittest"
 )
@@ -25,11 +22,7 @@ func limitedHarness(t *testing.T, clk *clientlimittest.Clock, set func(*config.L
 	return newHarnessWith(t, func(cfg *config.Config) clientlimit.Limits {
 		cfg.Limits.TrustedProxies = "127.0.0.1"
 		set(&cfg.Limits)
-		l, err := clientlimit.FromConfig(cfg.Limits, ratelimit.WithClock(clk.Now))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l
+		return clientlimittest.Limits(t, cfg.Limits, clk)
 	})
 }
 
@@ -118,30 +111,7 @@ func TestRevokeDefaultLimitsNeverLimitCorrectClient(t *testing.T) {
 	for range 5 {
 		wantStatus(t, "a neighbour's wrong secret", h.revokeFrom("", clientB, "wrong"), 401, "invalid_client")
 	}
-	var wg sync.WaitGroup
-	var bad atomic.Int64
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range 50 {
-				req, _ := http.NewRequest(http.MethodPost, h.revoke, strings.NewReader("token=garbage"))
-				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-				req.Header.Set("Authorization", basic(clientA, h.secrets[clientA]))
-				res, err := http.DefaultClient.Do(req)
-				if err != nil || res.StatusCode != http.StatusOK {
-					bad.Add(1)
-				}
-				if res != nil {
-					_ = res.Body.Close()
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if n := bad.Load(); n != 0 {
-		t.Fatalf("%d of 200 correct requests were not 200", n)
-	}
+	clientlimittest.AllOK(t, h.revoke, "token=garbage", basic(clientA, h.secrets[clientA]), 4, 50)
 	if n := clientlimittest.Limited(t, h.reg, "revoke", clientlimit.LimitAuthFailures) + clientlimittest.Limited(t, h.reg, "revoke", clientlimit.LimitClientRequests); n != 0 {
 		t.Fatalf("valet_rate_limited_total = %v, want 0", n)
 	}

@@ -7,11 +7,17 @@ package clientlimittest
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/valetauth/valet/pkg/config"
+	"github.com/valetauth/valet/pkg/ratelimit"
+	"github.com/valetauth/valet/pkg/ratelimit/clientlimit"
 )
 
 // The error descriptions of the two 429 answers, as clients read them
@@ -37,6 +43,51 @@ func (c *Clock) Now() time.Time { return time.Unix(0, c.ns.Load()) }
 
 // Advance moves the clock forward by d.
 func (c *Clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+// Limits builds the limits l describes on clk, as the services' mains build
+// them from the configuration, failing t when l is refused.
+func Limits(t testing.TB, l config.Limits, clk *Clock) clientlimit.Limits {
+	t.Helper()
+	out, err := clientlimit.FromConfig(l, ratelimit.WithClock(clk.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// AllOK posts body (form-encoded, with the Authorization header authz) to
+// url from goroutines goroutines, each perRoutine times at once, and fails t
+// unless every answer is 200: a correct client is never limited, even under
+// concurrency.
+func AllOK(t testing.TB, url, body, authz string, goroutines, perRoutine int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	var bad atomic.Int64
+	for range goroutines {
+		wg.Go(func() {
+			for range perRoutine {
+				req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+				if err != nil {
+					bad.Add(1)
+					continue
+				}
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.Header.Set("Authorization", authz)
+				res, err := http.DefaultClient.Do(req)
+				if err != nil || res.StatusCode != http.StatusOK {
+					bad.Add(1)
+				}
+				if res != nil {
+					_ = res.Body.Close()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := bad.Load(); n != 0 {
+		t.Fatalf("%d of %d correct requests were not 200", n, goroutines*perRoutine)
+	}
+}
 
 // Want429 fails t unless an answer (status, header, body) is a rate-limited
 // one: 429, Retry-After retryAfter (whole seconds), Cache-Control no-store,
