@@ -15,6 +15,8 @@
 set -euo pipefail
 
 cd "$(dirname "$0")"
+# shellcheck source=/dev/null
+. ./lib.sh
 BURNS=${BURNS:-0 30 60 90}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-1}
@@ -29,13 +31,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 20000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
-  done
-}
 
 go build -o "$work/baseline" ./cmd/baseline
 echo "bare net/http server, wrk -t$THREADS -c$CONNECTIONS -d$DURATION on the same box; load average $(uptime | sed 's/.*load average: //')"

@@ -33,6 +33,8 @@
 set -euo pipefail
 
 cd "$(dirname "$0")"
+# shellcheck source=/dev/null
+. ./lib.sh
 SCENARIO=${SCENARIO:-client_credentials}
 DURATION=${DURATION:-20s}
 CONNECTIONS=${CONNECTIONS:-32}
@@ -59,17 +61,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# free_port prints a loopback TCP port nothing listens on.
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 20000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
-  done
-}
 
-# cpu_ticks prints a process's user + system CPU time in clock ticks.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # wait_http waits until a URL answers 200.
 wait_http() {
