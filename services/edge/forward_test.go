@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/valetauth/valet/pkg/servicetest"
 	"github.com/valetauth/valet/services/edge"
 )
 
@@ -272,7 +273,7 @@ func TestRevokedTokenRejected(t *testing.T) {
 	}
 
 	e.revoke(t, victim)
-	eventually(t, func() error {
+	servicetest.Eventually(t, wait, func() error {
 		r := ask(t, a.traefik(t, "GET", "/public/x", vt))
 		if err := statusIs(r, 401); err != nil {
 			return err
@@ -312,7 +313,7 @@ func TestStaleFailsClosedAndRecovers(t *testing.T) {
 	}
 
 	e.nats.Shutdown()
-	eventually(t, func() error {
+	servicetest.Eventually(t, wait, func() error {
 		r := ask(t, a.traefik(t, "GET", "/public/x", tok))
 		if err := statusIs(r, 503); err != nil {
 			return err
@@ -337,8 +338,8 @@ func TestStaleFailsClosedAndRecovers(t *testing.T) {
 	}
 
 	e.nats.Start()
-	eventually(t, func() error { return statusIs(ask(t, a.traefik(t, "GET", "/public/x", tok)), 200) })
-	eventually(t, func() error {
+	servicetest.Eventually(t, wait, func() error { return statusIs(ask(t, a.traefik(t, "GET", "/public/x", tok)), 200) })
+	servicetest.Eventually(t, wait, func() error {
 		if code, body := get(t, a.admin+"/readyz"); code != 200 {
 			return fmt.Errorf("/readyz %d: %s", code, body)
 		}

@@ -6,7 +6,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -25,7 +24,9 @@ import (
 
 	"github.com/valetauth/valet/events"
 	"github.com/valetauth/valet/pkg/bus"
+	"github.com/valetauth/valet/pkg/bus/bustest"
 	"github.com/valetauth/valet/pkg/config"
+	"github.com/valetauth/valet/pkg/servicetest"
 	"github.com/valetauth/valet/pkg/testenv"
 	"github.com/valetauth/valet/services/edge"
 )
@@ -60,8 +61,9 @@ routes:
   - prefix: /public
 `
 
-// env is one test's cluster: JetStream with the streams, a publisher, a
-// heartbeater, and an issuer serving JWKS with a key generated here.
+// env is one test's cluster: JetStream with the streams (pkg/bus/bustest),
+// a publisher, a heartbeater, and an issuer serving JWKS with a key
+// generated here.
 type env struct {
 	nats *testenv.NATSServer
 	pub  *bus.Publisher
@@ -71,31 +73,13 @@ type env struct {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	srv := testenv.NATS(t)
-	_, js := connect(t, srv.URL)
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	if err := bus.EnsureStreams(ctx, js, bus.StreamsConfig{Prefix: srv.Prefix, MaxAccessTokenLifetime: time.Hour}); err != nil {
-		t.Fatalf("EnsureStreams: %v", err)
-	}
-	pub, err := bus.NewPublisher(js, srv.Prefix)
-	if err != nil {
-		t.Fatalf("NewPublisher: %v", err)
-	}
+	b := bustest.New(t)
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	jwks := serveJWKS(t, key)
-	e := &env{nats: srv, pub: pub, key: key, jwks: jwks}
-	hb, err := bus.NewHeartbeater(pub, testIssuer, events.Heartbeat{Service: "test", Instance: "hb-1"}, bus.WithHeartbeatInterval(beat))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hctx, hcancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = hb.Run(hctx) }()
-	t.Cleanup(func() { hcancel(); <-done })
+	e := &env{nats: b.Server, pub: b.Pub, key: key, jwks: serveJWKS(t, key)}
+	servicetest.Heartbeat(t, b.Pub, testIssuer, events.Heartbeat{Service: "test", Instance: "hb-1"}, beat)
 	return e
 }
 
@@ -254,25 +238,13 @@ func (e *env) startAuthzWith(t testing.TB, policy string, edit func(*config.Conf
 	if err != nil {
 		t.Fatalf("edge.New: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	wctx, wcancel := context.WithTimeout(context.Background(), wait)
-	defer wcancel()
-	pubAddr, admAddr, err := svc.Server().Addrs(wctx)
-	if err != nil {
-		t.Fatalf("listeners: %v", err)
-	}
-	if err := svc.Verifier().WaitCurrent(wctx); err != nil {
+	pub, admin := servicetest.Serve(t, svc)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := svc.Verifier().WaitCurrent(ctx); err != nil {
 		t.Fatalf("edge not current: %v; status %+v", err, svc.Verifier().Status())
 	}
-	return &authz{svc: svc, url: "http://" + pubAddr.String(), admin: "http://" + admAddr.String()}
+	return &authz{svc: svc, url: pub, admin: admin}
 }
 
 // reply is an answer of the authorizer.
@@ -285,19 +257,11 @@ type reply struct {
 // ask sends req and decodes the answer.
 func ask(t testing.TB, req *http.Request) reply {
 	t.Helper()
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := reply{status: res.StatusCode, header: res.Header}
-	if len(b) > 0 {
-		if err := json.Unmarshal(b, &r.body); err != nil {
-			t.Fatalf("body %q is not a JSON object: %v", b, err)
+	status, header, body := send(t, req)
+	r := reply{status: status, header: header}
+	if body != "" {
+		if err := json.Unmarshal([]byte(body), &r.body); err != nil {
+			t.Fatalf("body %q is not a JSON object: %v", body, err)
 		}
 	}
 	return r
@@ -344,21 +308,6 @@ func (a *authz) metric(t testing.TB, series string) string {
 		}
 	}
 	return ""
-}
-
-// eventually retries f until it returns nil, failing with its last error
-// after the deadline.
-func eventually(t testing.TB, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("condition not met within %s: %v", wait, err)
 }
 
 // statusIs returns nil when r has status want.

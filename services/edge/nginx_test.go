@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/valetauth/valet/pkg/servicetest"
 	"github.com/valetauth/valet/services/edge"
 )
 
@@ -123,7 +124,7 @@ func TestNGINX(t *testing.T) {
 			t.Fatalf("before revocation: status %d, want 200", r.status)
 		}
 		e.revoke(t, victim)
-		eventually(t, func() error {
+		servicetest.Eventually(t, wait, func() error {
 			r := call(t, "GET", "/public/x", vt)
 			want := `Bearer realm="valet", error="invalid_token", error_description="the access token is revoked"`
 			if r.status != 401 || r.header.Get("WWW-Authenticate") != want {
@@ -134,7 +135,7 @@ func TestNGINX(t *testing.T) {
 	})
 	t.Run("stale edge is 503", func(t *testing.T) {
 		e.nats.Shutdown()
-		eventually(t, func() error {
+		servicetest.Eventually(t, wait, func() error {
 			r := call(t, "GET", "/public/x", tok)
 			if r.status != 503 {
 				return fmt.Errorf("status %d, want 503", r.status)
@@ -148,7 +149,7 @@ func TestNGINX(t *testing.T) {
 			return nil
 		})
 		e.nats.Start()
-		eventually(t, func() error {
+		servicetest.Eventually(t, wait, func() error {
 			if r := call(t, "GET", "/public/x", tok); r.status != 200 {
 				return fmt.Errorf("status %d, want 200", r.status)
 			}

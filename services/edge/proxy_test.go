@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/valetauth/valet/pkg/config"
+	"github.com/valetauth/valet/pkg/servicetest"
 	"github.com/valetauth/valet/services/edge"
 )
 
@@ -369,7 +370,7 @@ func TestReverseProxyRevokedToken(t *testing.T) {
 	}
 
 	e.revoke(t, victim)
-	eventually(t, func() error {
+	servicetest.Eventually(t, wait, func() error {
 		code, hdr, _ := send(t, newReq(t, "GET", a.url+"/public/x", tok, nil))
 		if code != 401 {
 			return fmt.Errorf("status %d, want 401", code)
@@ -404,7 +405,7 @@ func TestReverseProxyStale(t *testing.T) {
 	}
 
 	e.nats.Shutdown()
-	eventually(t, func() error {
+	servicetest.Eventually(t, wait, func() error {
 		code, hdr, body := send(t, newReq(t, "GET", a.url+"/public/x", tok, nil))
 		if code != 503 {
 			return fmt.Errorf("status %d, want 503", code)
@@ -424,7 +425,7 @@ func TestReverseProxyStale(t *testing.T) {
 	}
 
 	e.nats.Start()
-	eventually(t, func() error {
+	servicetest.Eventually(t, wait, func() error {
 		if code, _, _ := send(t, newReq(t, "GET", a.url+"/public/x", tok, nil)); code != 200 {
 			return fmt.Errorf("status %d, want 200", code)
 		}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/valetauth/valet/pkg/servicetest"
 )
 
 // benchIntrospect runs the handler in-process (no network) over tokens, with
@@ -15,9 +17,9 @@ func benchIntrospect(b *testing.B, n int) {
 	h := newHarness(b)
 	bodies := make([]string, n)
 	for i := range bodies {
-		bodies[i] = url.Values{"token": {h.mint(claims())}}.Encode()
+		bodies[i] = url.Values{"token": {h.Mint(claims())}}.Encode()
 	}
-	auth := basic(clientA, h.secrets[clientA])
+	auth := servicetest.Basic(clientA, h.Secrets[clientA])
 	srv := h.svc.Server().Public
 	do := func(body string) int {
 		req := httptest.NewRequest(http.MethodPost, "/introspect", strings.NewReader(body))
@@ -65,8 +67,8 @@ func BenchmarkIntrospectDistinct(b *testing.B) { benchIntrospect(b, 10000) }
 // rather than latency.
 func BenchmarkIntrospectParallel(b *testing.B) {
 	h := newHarness(b)
-	body := url.Values{"token": {h.mint(claims())}}.Encode()
-	auth := basic(clientA, h.secrets[clientA])
+	body := url.Values{"token": {h.Mint(claims())}}.Encode()
+	auth := servicetest.Basic(clientA, h.Secrets[clientA])
 	srv := h.svc.Server().Public
 	b.ReportAllocs()
 	b.SetParallelism(16)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/valetauth/valet/events"
+	"github.com/valetauth/valet/pkg/servicetest"
 )
 
 // TestActiveAccessToken: a valid token introspected by its own client is
@@ -20,8 +21,8 @@ import (
 func TestActiveAccessToken(t *testing.T) {
 	h := newHarness(t)
 	c := claims("aud", []string{apiID, otherAPI})
-	r := h.introspect(h.mint(c), clientA)
-	if r.Status != 200 || !r.active() {
+	r := h.introspect(h.Mint(c), clientA)
+	if r.Status != 200 || !r.Bool("active") {
 		t.Fatalf("introspection: %d %s", r.Status, r.Raw)
 	}
 	for k, want := range map[string]any{
@@ -48,17 +49,17 @@ func TestActiveAccessToken(t *testing.T) {
 // client may not introspect.
 func TestWhoMayIntrospect(t *testing.T) {
 	h := newHarness(t)
-	tok := h.mint(claims())
-	if r := h.introspect(tok, rsAPI); !r.active() || r.str("client_id") != clientA {
+	tok := h.Mint(claims())
+	if r := h.introspect(tok, rsAPI); !r.Bool("active") || r.Str("client_id") != clientA {
 		t.Fatalf("resource server: %s", r.Raw)
 	}
 	if r := h.introspect(tok, clientB); r.Status != 200 || r.Raw != `{"active":false}` {
 		t.Fatalf("another client: %d %s", r.Status, r.Raw)
 	}
-	if r := h.introspect(h.mint(claims("aud", otherAPI)), rsAPI); r.active() {
+	if r := h.introspect(h.Mint(claims("aud", otherAPI)), rsAPI); r.Bool("active") {
 		t.Fatal("a resource server learns about a token for another audience")
 	}
-	if r := h.post(url.Values{"token": {tok}, "client_id": {pubClient}}.Encode(), pubClient); r.Status != 401 || r.code() != "invalid_client" {
+	if r := h.Post(h.t, h.url, url.Values{"token": {tok}, "client_id": {pubClient}}.Encode(), pubClient); r.Status != 401 || r.Code() != "invalid_client" {
 		t.Fatalf("public client: %d %s", r.Status, r.Raw)
 	}
 }
@@ -68,7 +69,7 @@ func TestInactive(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
 	now := time.Now().Unix()
-	signer, err := h.keys.Current()
+	signer, err := h.Keys.Current()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +77,7 @@ func TestInactive(t *testing.T) {
 	enc := base64.RawURLEncoding
 	seg := func(v any) string { b, _ := json.Marshal(v); return enc.EncodeToString(b) }
 	// HS256 keyed with the public JWK as published: the alg-confusion attack.
-	jwks, _ := h.keys.JWKS()
+	jwks, _ := h.Keys.JWKS()
 	hs := func() string {
 		in := seg(map[string]any{"alg": "HS256", "typ": "at+jwt", "kid": kid}) + "." + seg(claims())
 		m := hmac.New(sha256.New, jwks)
@@ -101,10 +102,10 @@ func TestInactive(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		return h.mint(c)
+		return h.Mint(c)
 	}
-	fam, _ := h.family(clientA, "bob")
-	famTok := h.mint(claims("fid", fam.FID, "sub", "bob"))
+	fam, _ := h.Family(clientA, "bob", apiID)
+	famTok := h.Mint(claims("fid", fam.FID, "sub", "bob"))
 	if err := h.rev.Family(ctx, fam.FID, "bob", clientA, events.ReasonAdmin, "test"); err != nil {
 		t.Fatal(err)
 	}
@@ -116,17 +117,17 @@ func TestInactive(t *testing.T) {
 	tests := map[string]string{
 		"garbage":                   "garbage",
 		"three garbage segments":    "a.b.c",
-		"expired":                   h.mint(claims("iat", now-600, "nbf", now-600, "exp", now-120)),
-		"foreign issuer":            h.mint(claims("iss", "https://evil.example")),
+		"expired":                   h.Mint(claims("iat", now-600, "nbf", now-600, "exp", now-120)),
+		"foreign issuer":            h.Mint(claims("iss", "https://evil.example")),
 		"alg none":                  seg(map[string]any{"alg": "none", "typ": "at+jwt", "kid": kid}) + "." + seg(claims()) + ".",
 		"HS256 with the public key": hs(),
-		"not at+jwt":                h.mintTyp("JWT", claims()),
-		"lifetime too long":         h.mint(claims("exp", now+7200)),
+		"not at+jwt":                h.MintTyp("JWT", claims()),
+		"lifetime too long":         h.Mint(claims("exp", now+7200)),
 		"revoked jti":               revoked("jti"),
 		"revoked family":            famTok,
 		"subject cut-off":           revoked("subject"),
 		"client cut-off":            revoked("client"),
-		"client-typed subject":      h.mint(cc),
+		"client-typed subject":      h.Mint(cc),
 		"refresh-shaped garbage":    "vrt_" + strings.Repeat("A", 66),
 	}
 	for name, tok := range tests {
@@ -139,7 +140,7 @@ func TestInactive(t *testing.T) {
 	}
 	// Issued after the cut-off (beyond the skew): active again.
 	later := claims("client_id", "gone-client", "sub", "gone-client", "iat", now+40, "nbf", now+40)
-	if r := h.introspect(h.mint(later), "svc-a"); r.active() {
+	if r := h.introspect(h.Mint(later), "svc-a"); r.Bool("active") {
 		t.Fatal("another client's token is visible")
 	}
 }
@@ -148,24 +149,24 @@ func TestInactive(t *testing.T) {
 // is its family's live token.
 func TestRefreshToken(t *testing.T) {
 	h := newHarness(t)
-	fam, tok := h.family(clientA, "alice")
-	r := h.post(url.Values{"token": {tok}, "token_type_hint": {"access_token"}}.Encode(), clientA)
-	if !r.active() || r.str("token_type") != "refresh_token" || r.str("sub") != "alice" || r.str("client_id") != clientA || r.str("scope") != "read" {
+	fam, tok := h.Family(clientA, "alice", apiID)
+	r := h.Post(h.t, h.url, url.Values{"token": {tok}, "token_type_hint": {"access_token"}}.Encode(), clientA)
+	if !r.Bool("active") || r.Str("token_type") != "refresh_token" || r.Str("sub") != "alice" || r.Str("client_id") != clientA || r.Str("scope") != "read" {
 		t.Fatalf("own refresh token: %s", r.Raw)
 	}
 	if r.Body["exp"] != float64(fam.AbsoluteExpiresAt.Unix()) {
 		t.Errorf("exp %v, want the family's expiry", r.Body["exp"])
 	}
-	if r := h.introspect(tok, clientB); r.active() {
+	if r := h.introspect(tok, clientB); r.Bool("active") {
 		t.Fatal("another client learns about the refresh token")
 	}
-	if r := h.introspect(tok, rsAPI); r.active() {
+	if r := h.introspect(tok, rsAPI); r.Bool("active") {
 		t.Fatal("a resource server learns about a refresh token")
 	}
 	if err := h.rev.Family(context.Background(), fam.FID, "alice", clientA, events.ReasonAdmin, "test"); err != nil {
 		t.Fatal(err)
 	}
-	if r := h.introspect(tok, clientA); r.Status != 200 || r.active() {
+	if r := h.introspect(tok, clientA); r.Status != 200 || r.Bool("active") {
 		t.Fatalf("revoked family: %s", r.Raw)
 	}
 }
@@ -173,28 +174,28 @@ func TestRefreshToken(t *testing.T) {
 // TestErrors: every RFC error case with its status and code.
 func TestErrors(t *testing.T) {
 	h := newHarness(t)
-	tok := h.mint(claims())
+	tok := h.Mint(claims())
 	form := "application/x-www-form-urlencoded"
-	secA := h.secrets[clientA]
+	secA := h.Secrets[clientA]
 	tests := []struct {
 		name, method, ct, body, auth, query string
 		status                              int
 		code, challenge                     string
 	}{
-		{name: "GET", method: "GET", ct: form, auth: basic(clientA, secA), status: 400, code: "invalid_request"},
-		{name: "JSON body", ct: "application/json", body: `{"token":"x"}`, auth: basic(clientA, secA), status: 400, code: "invalid_request"},
-		{name: "no content type", body: "token=x", auth: basic(clientA, secA), status: 400, code: "invalid_request"},
-		{name: "parameters in the query", ct: form, query: "?token=x", body: "token=x", auth: basic(clientA, secA), status: 400, code: "invalid_request"},
-		{name: "missing token", ct: form, body: "token_type_hint=access_token", auth: basic(clientA, secA), status: 400, code: "invalid_request"},
-		{name: "repeated token", ct: form, body: "token=a&token=b", auth: basic(clientA, secA), status: 400, code: "invalid_request"},
-		{name: "bad escape", ct: form, body: "token=%zz", auth: basic(clientA, secA), status: 400, code: "invalid_request"},
+		{name: "GET", method: "GET", ct: form, auth: servicetest.Basic(clientA, secA), status: 400, code: "invalid_request"},
+		{name: "JSON body", ct: "application/json", body: `{"token":"x"}`, auth: servicetest.Basic(clientA, secA), status: 400, code: "invalid_request"},
+		{name: "no content type", body: "token=x", auth: servicetest.Basic(clientA, secA), status: 400, code: "invalid_request"},
+		{name: "parameters in the query", ct: form, query: "?token=x", body: "token=x", auth: servicetest.Basic(clientA, secA), status: 400, code: "invalid_request"},
+		{name: "missing token", ct: form, body: "token_type_hint=access_token", auth: servicetest.Basic(clientA, secA), status: 400, code: "invalid_request"},
+		{name: "repeated token", ct: form, body: "token=a&token=b", auth: servicetest.Basic(clientA, secA), status: 400, code: "invalid_request"},
+		{name: "bad escape", ct: form, body: "token=%zz", auth: servicetest.Basic(clientA, secA), status: 400, code: "invalid_request"},
 		{name: "no client authentication", ct: form, body: "token=" + tok, status: 401, code: "invalid_client"},
-		{name: "wrong secret", ct: form, body: "token=" + tok, auth: basic(clientA, "nope"), status: 401, code: "invalid_client", challenge: "Basic"},
-		{name: "unknown client", ct: form, body: "token=" + tok, auth: basic("nobody", "x"), status: 401, code: "invalid_client", challenge: "Basic"},
+		{name: "wrong secret", ct: form, body: "token=" + tok, auth: servicetest.Basic(clientA, "nope"), status: 401, code: "invalid_client", challenge: "Basic"},
+		{name: "unknown client", ct: form, body: "token=" + tok, auth: servicetest.Basic("nobody", "x"), status: 401, code: "invalid_client", challenge: "Basic"},
 		{name: "wrong secret in the body", ct: form, body: "client_id=svc-a&client_secret=nope&token=" + tok, status: 401, code: "invalid_client"},
-		{name: "two methods", ct: form, body: "client_secret=x&token=" + tok, auth: basic(clientA, secA), status: 400, code: "invalid_request"},
+		{name: "two methods", ct: form, body: "client_secret=x&token=" + tok, auth: servicetest.Basic(clientA, secA), status: 400, code: "invalid_request"},
 		{name: "secret in the body", ct: form, body: "client_id=svc-a&client_secret=" + url.QueryEscape(secA) + "&token=" + tok, status: 200},
-		{name: "unknown hint", ct: form, body: "token_type_hint=nonsense&token=" + tok, auth: basic(clientA, secA), status: 200},
+		{name: "unknown hint", ct: form, body: "token_type_hint=nonsense&token=" + tok, auth: servicetest.Basic(clientA, secA), status: 200},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -209,8 +210,8 @@ func TestErrors(t *testing.T) {
 			if tt.auth != "" {
 				req.Header.Set("Authorization", tt.auth)
 			}
-			r := do(t, req)
-			if r.Status != tt.status || r.code() != tt.code {
+			r := servicetest.Do(t, req)
+			if r.Status != tt.status || r.Code() != tt.code {
 				t.Fatalf("%d %s, want %d %q", r.Status, r.Raw, tt.status, tt.code)
 			}
 			if tt.challenge != "" && !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), tt.challenge) {
@@ -227,23 +228,23 @@ func TestErrors(t *testing.T) {
 // introspection recovers with the store.
 func TestRedisDown(t *testing.T) {
 	h := newHarness(t)
-	tok := h.mint(claims())
-	_, rt := h.family(clientA, "alice")
-	if r := h.introspect(tok, clientA); !r.active() {
+	tok := h.Mint(claims())
+	_, rt := h.Family(clientA, "alice", apiID)
+	if r := h.introspect(tok, clientA); !r.Bool("active") {
 		t.Fatalf("before: %s", r.Raw)
 	}
-	h.redis.Stop()
+	h.Redis.Stop()
 	for _, tk := range []string{tok, rt} {
 		r := h.introspect(tk, clientA)
-		if r.Status != 503 || r.code() != "temporarily_unavailable" || r.Header.Get("Retry-After") == "" {
+		if r.Status != 503 || r.Code() != "temporarily_unavailable" || r.Header.Get("Retry-After") == "" {
 			t.Fatalf("Redis down: %d %s", r.Status, r.Raw)
 		}
 	}
-	h.redis.Start()
+	h.Redis.Start()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		r := h.introspect(tok, clientA)
-		if r.active() {
+		if r.Bool("active") {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -256,8 +257,8 @@ func TestRedisDown(t *testing.T) {
 // FuzzIntrospectForm: whatever the body, never a 5xx while the store is up.
 func FuzzIntrospectForm(f *testing.F) {
 	h := newHarness(f)
-	tok := h.mint(claims())
-	_, rt := h.family(clientA, "alice")
+	tok := h.Mint(claims())
+	_, rt := h.Family(clientA, "alice", apiID)
 	for _, s := range []string{
 		"", "token=" + tok, "token=" + rt, "token=" + tok + "&token=" + tok, "token=%zz", "token_type_hint=refresh_token&token=" + rt,
 		"token=vrt_%00", "token=" + strings.Repeat("a.", 9000), "client_id=svc-a&client_secret=x&token=y", "client_id=pub&token=" + tok,
@@ -271,7 +272,7 @@ func FuzzIntrospectForm(f *testing.F) {
 		if auth {
 			client = clientA
 		}
-		r := h.postAs(t, body, client)
+		r := h.Post(t, h.url, body, client)
 		if r.Status >= 500 {
 			t.Fatalf("body %q: %d %s", body, r.Status, r.Raw)
 		}

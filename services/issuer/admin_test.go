@@ -9,11 +9,11 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
@@ -21,8 +21,8 @@ import (
 	"github.com/valetauth/valet/pkg/adminauth"
 	"github.com/valetauth/valet/pkg/bus"
 	"github.com/valetauth/valet/pkg/edge"
-	"github.com/valetauth/valet/pkg/keys"
 	"github.com/valetauth/valet/pkg/revoke"
+	"github.com/valetauth/valet/pkg/servicetest"
 	"github.com/valetauth/valet/pkg/store"
 	"github.com/valetauth/valet/pkg/users"
 	"github.com/valetauth/valet/services/issuer"
@@ -47,56 +47,36 @@ func newAdminHarness(t *testing.T) *adminHarness { return newAdminHarnessWith(t,
 func newAdminHarnessWith(t *testing.T, mod func(*harness, *issuer.AdminDeps)) *adminHarness {
 	t.Helper()
 	h := newHarness(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
-
 	aud := adminauth.Audience(testIssuer)
-	if err := h.st.CreateResourceServer(ctx, store.ResourceServer{ID: aud, Name: "Valet admin", Scopes: []string{adminauth.Scope, "valet:read"}}); err != nil {
-		t.Fatal(err)
-	}
+	h.CreateResourceServers(store.ResourceServer{ID: aud, Name: "Valet admin", Scopes: []string{adminauth.Scope, "valet:read"}})
 	a := &adminHarness{harness: h}
-	a.opsSecret = h.createClient(store.Client{ID: opsID, Type: store.Confidential, GrantTypes: []string{"client_credentials"},
+	a.opsSecret = h.CreateClient(store.Client{ID: opsID, Type: store.Confidential, GrantTypes: []string{"client_credentials"},
 		Resources: map[string][]string{aud: {adminauth.Scope}}, DefaultResource: aud})
-	a.viewerSecret = h.createClient(store.Client{ID: "viewer", Type: store.Confidential, GrantTypes: []string{"client_credentials"},
+	a.viewerSecret = h.CreateClient(store.Client{ID: "viewer", Type: store.Confidential, GrantTypes: []string{"client_credentials"},
 		Resources: map[string][]string{aud: {"valet:read"}, apiID: {"read"}}, DefaultResource: aud})
 
 	// As cmd/issuer: the edge's checker over the issuer's own key ring.
-	chk, err := edge.NewChecker(edge.CheckerConfig{Issuer: testIssuer, JWKSURL: testIssuer + "/jwks.json", MaxTokenLifetime: 15 * time.Minute,
-		HTTPClient: &http.Client{Transport: issuer.LocalJWKS(h.keys)}, UnknownKIDInterval: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := chk.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = chk.Close() })
-	rev, err := revoke.New(revoke.Config{Source: testIssuer, Prefix: h.prefix, Retain: time.Hour}, h.st, h.pub)
+	chk := servicetest.Checker(t, edge.CheckerConfig{Issuer: testIssuer, JWKSURL: testIssuer + "/jwks.json", MaxTokenLifetime: 15 * time.Minute,
+		HTTPClient: &http.Client{Transport: issuer.LocalJWKS(h.Keys)}, UnknownKIDInterval: 10 * time.Millisecond})
+	rev, err := revoke.New(revoke.Config{Source: testIssuer, Prefix: h.Prefix, Retain: time.Hour}, h.Store, h.Pub)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ad := &issuer.AdminDeps{
-		Store: h.st, Checker: chk, Revoker: rev, Keys: h.keys, Hasher: h.hasher, Cache: h.cache,
-		Publisher: keys.PublisherFunc(func(ctx context.Context, e events.Event) error { _, err := h.pub.Publish(ctx, e); return err }),
+		Store: h.Store, Checker: chk, Revoker: rev, Keys: h.Keys, Hasher: h.Hasher, Cache: h.cache, Publisher: h.Env,
 	}
 	if mod != nil {
 		mod(h, ad)
 	}
 	svc, err := issuer.New(h.cfg, issuer.Deps{
-		Logger: zapNop(nil), Registry: prometheus.NewRegistry(),
-		Store: h.st, Keys: h.keys, Clients: h.cache, Secrets: h.hasher, Clock: h.clock.Now,
+		Logger: zap.NewNop(), Registry: prometheus.NewRegistry(),
+		Store: h.Store, Keys: h.Keys, Clients: h.cache, Secrets: h.Hasher, Clock: h.clock.Now,
 		Admin: ad,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = svc.Run(ctx) }()
-	pub, adm, err := svc.Server().Addrs(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.url, a.adminURL = "http://"+pub.String(), "http://"+adm.String()
+	a.url, a.adminURL = servicetest.Serve(t, svc)
 	return a
 }
 
@@ -199,7 +179,7 @@ func TestAdminClientLifecycle(t *testing.T) {
 	if !a.canGetToken("svc-new", sec1) {
 		t.Fatal("the returned secret does not work")
 	}
-	if stored, _ := a.st.GetClient(context.Background(), "svc-new"); len(stored.Secrets) != 1 || bytes.Contains(stored.Secrets[0].Hash, []byte(sec1)) {
+	if stored, _ := a.Store.GetClient(context.Background(), "svc-new"); len(stored.Secrets) != 1 || bytes.Contains(stored.Secrets[0].Hash, []byte(sec1)) {
 		t.Fatalf("stored secrets %+v", stored.Secrets)
 	}
 	// Reads never show a secret.
@@ -286,11 +266,11 @@ func TestAdminClientLifecycle(t *testing.T) {
 		t.Fatal("a disabled client got a token")
 	}
 	a.assertEvent(t, events.TypeClientRevoked, "svc-new")
-	if d, err := a.st.DenyState(context.Background(), store.DenyQuery{ClientID: "svc-new"}); err != nil || d.ClientCutoff.IsZero() {
+	if d, err := a.Store.DenyState(context.Background(), store.DenyQuery{ClientID: "svc-new"}); err != nil || d.ClientCutoff.IsZero() {
 		t.Fatalf("deny state %+v %v", d, err)
 	}
 	// Disabling through PUT is refused; re-enabling through PUT works.
-	cur, _ := a.st.GetClient(context.Background(), "svc-new")
+	cur, _ := a.Store.GetClient(context.Background(), "svc-new")
 	if st, body = a.call(t, tok, "PUT", "/admin/clients/svc-new", map[string]any{"grant_types": []string{"client_credentials"},
 		"resources": map[string][]string{apiID: {"read"}}, "default_resource": apiID, "version": cur.Version}); st != 200 || body["disabled"] != false {
 		t.Fatalf("re-enable: %d %v", st, body)
@@ -314,11 +294,11 @@ func TestAdminClientLifecycle(t *testing.T) {
 // clientID and carries the ops actor.
 func (a *adminHarness) assertEvent(t *testing.T, typ events.Type, clientID string) {
 	t.Helper()
-	s, err := a.js.Stream(context.Background(), bus.StreamName(a.prefix, events.StreamRevocations))
+	s, err := a.JS.Stream(context.Background(), bus.StreamName(a.Prefix, events.StreamRevocations))
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg, err := s.GetLastMsgForSubject(context.Background(), a.prefix+"."+string(typ))
+	msg, err := s.GetLastMsgForSubject(context.Background(), a.Prefix+"."+string(typ))
 	if err != nil {
 		t.Fatalf("no %s event: %v", typ, err)
 	}
@@ -437,7 +417,7 @@ func TestAdminKeys(t *testing.T) {
 // access tokens die through a subject cut-off, subject.revoked with the
 // admin as actor), enable.
 func TestAdminUsers(t *testing.T) {
-	a := newAdminHarnessWith(t, func(h *harness, d *issuer.AdminDeps) { d.Users = deviceUsers(t, h) })
+	a := newAdminHarnessWith(t, func(h *harness, d *issuer.AdminDeps) { d.Users = h.users(t) })
 	tok := a.opsToken(t)
 	ctx := context.Background()
 
@@ -445,7 +425,7 @@ func TestAdminUsers(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	_, userURL := startDeviceIssuer(t, a.harness, reg, nil)
 	u := &authHarness{harness: a.harness, url: userURL, reg: reg}
-	a.createClient(store.Client{ID: tvID, Name: "Living Room TV", Type: store.Public,
+	a.CreateClient(store.Client{ID: tvID, Name: "Living Room TV", Type: store.Public,
 		GrantTypes: []string{"urn:ietf:params:oauth:grant-type:device_code", "refresh_token"},
 		Resources:  map[string][]string{apiID: {"read"}}, DefaultResource: apiID})
 	a.eventually("tv cached", func() bool { _, err := a.cache.Client(ctx, tvID); return err == nil })
@@ -547,10 +527,10 @@ func TestAdminUsers(t *testing.T) {
 	if signedIn() {
 		t.Fatal("the session of a disabled user still works")
 	}
-	if r := u.postUser(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tvTok.RefreshToken}, "client_id": {tvID}}); r.code() != "invalid_grant" {
+	if r := u.postUser(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tvTok.RefreshToken}, "client_id": {tvID}}); r.Code() != "invalid_grant" {
 		t.Fatalf("refresh of a disabled user's family: %d %s", r.Status, r.Raw)
 	}
-	d, err := a.st.DenyState(ctx, store.DenyQuery{SubjectType: events.SubjectUser, Subject: sub})
+	d, err := a.Store.DenyState(ctx, store.DenyQuery{SubjectType: events.SubjectUser, Subject: sub})
 	iat, _ := claimsOf(t, tvTok.AccessToken)["iat"].(float64)
 	if err != nil || d.SubjectCutoff.IsZero() || !d.Revoked(time.Unix(int64(iat), 0), 0) {
 		t.Fatalf("deny state %+v %v", d, err)
@@ -577,7 +557,7 @@ func TestAdminUsers(t *testing.T) {
 		t.Fatalf("reset with revoke: %d %v", st, body)
 	}
 	oddSub, _ := body["sub"].(string)
-	if d, err := a.st.DenyState(ctx, store.DenyQuery{SubjectType: events.SubjectUser, Subject: oddSub}); err != nil || d.SubjectCutoff.IsZero() {
+	if d, err := a.Store.DenyState(ctx, store.DenyQuery{SubjectType: events.SubjectUser, Subject: oddSub}); err != nil || d.SubjectCutoff.IsZero() {
 		t.Fatalf("deny state after reset with revoke: %+v %v", d, err)
 	}
 }
@@ -591,7 +571,7 @@ func TestAdminUsersFromRedisStore(t *testing.T) {
 	if st, body := a.call(t, tok, "POST", "/admin/users", map[string]any{"username": "carol", "password": "long enough"}); st != 201 {
 		t.Fatalf("create: %d %v", st, body)
 	}
-	ua, err := users.NewAuthenticator(users.NewRedis(a.st.Client(), a.cfg.Redis.KeyPrefix), users.Params{Memory: 64, Time: 1, Threads: 1})
+	ua, err := users.NewAuthenticator(users.NewRedis(a.Store.Client(), a.cfg.Redis.KeyPrefix), users.Params{Memory: 64, Time: 1, Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -641,11 +621,11 @@ func (a *authHarness) passwordWorks(t *testing.T, pw string) bool {
 // and carries the ops actor.
 func (a *adminHarness) assertSubjectRevoked(t *testing.T, sub string) {
 	t.Helper()
-	s, err := a.js.Stream(context.Background(), bus.StreamName(a.prefix, events.StreamRevocations))
+	s, err := a.JS.Stream(context.Background(), bus.StreamName(a.Prefix, events.StreamRevocations))
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg, err := s.GetLastMsgForSubject(context.Background(), a.prefix+"."+string(events.TypeSubjectRevoked))
+	msg, err := s.GetLastMsgForSubject(context.Background(), a.Prefix+"."+string(events.TypeSubjectRevoked))
 	if err != nil {
 		t.Fatalf("no subject.revoked event: %v", err)
 	}

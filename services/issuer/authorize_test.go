@@ -18,16 +18,14 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	goredis "github.com/redis/go-redis/v9"
 	"golang.org/x/oauth2"
 
 	"github.com/valetauth/valet/events"
 	"github.com/valetauth/valet/pkg/bus"
 	"github.com/valetauth/valet/pkg/revoke"
+	"github.com/valetauth/valet/pkg/servicetest"
 	"github.com/valetauth/valet/pkg/store"
 	"github.com/valetauth/valet/pkg/token"
-	"github.com/valetauth/valet/pkg/users"
-	"github.com/valetauth/valet/services/issuer"
 )
 
 // Fixtures of the user-grant harness.
@@ -55,53 +53,20 @@ type authHarness struct {
 func newAuthHarness(t testing.TB) *authHarness {
 	t.Helper()
 	h := newHarness(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
-
-	opt, err := goredis.ParseURL(h.redis.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := goredis.NewClient(opt)
-	t.Cleanup(func() { _ = rdb.Close() })
-	ua, err := users.NewAuthenticator(users.NewRedis(rdb, h.redis.Prefix), users.Params{Memory: 256, Time: 1, Threads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ua.Add(ctx, alice, alicePW); err != nil {
-		t.Fatal(err)
-	}
-	rev, err := revoke.New(revoke.Config{Source: testIssuer, Prefix: h.prefix, Retain: 20 * time.Minute}, h.st, h.pub)
-	if err != nil {
+	if _, err := h.users(t).Add(context.Background(), alice, alicePW); err != nil {
 		t.Fatal(err)
 	}
 	a := &authHarness{harness: h, reg: prometheus.NewRegistry()}
 	cfg := *h.cfg
-	svc, err := issuer.New(&cfg, issuer.Deps{
-		Logger: zapNop(nil), Registry: a.reg,
-		Store: h.st, Keys: h.keys, Clients: h.cache, Secrets: h.hasher, Clock: h.clock.Now,
-		Grants: h.st, Sessions: h.st, Users: ua, Revoker: rev, Audit: h.pub,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = svc.Run(ctx) }()
-	addr, _, err := svc.Server().Addrs(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.url = "http://" + addr.String()
-	h.svc = svc // fuzz targets drive its handler
+	h.svc, a.url = startIssuer(t, &cfg, h.userDeps(t, a.reg)) // fuzz targets drive its handler
 
 	grants := []string{"authorization_code", "refresh_token"}
 	res := map[string][]string{apiID: {"read", "write"}}
-	a.webSecret = h.createClient(store.Client{ID: webID, Name: "Web App", Type: store.Confidential, GrantTypes: grants,
+	a.webSecret = h.CreateClient(store.Client{ID: webID, Name: "Web App", Type: store.Confidential, GrantTypes: grants,
 		RedirectURIs: []string{webRedir, "http://127.0.0.1:5000/cb"}, Resources: res, DefaultResource: apiID})
-	h.createClient(store.Client{ID: nativeID, Name: "CLI", Type: store.Public, GrantTypes: grants,
+	h.CreateClient(store.Client{ID: nativeID, Name: "CLI", Type: store.Public, GrantTypes: grants,
 		RedirectURIs: []string{nativeBase}, Resources: res, DefaultResource: apiID})
-	a.first = h.createClient(store.Client{ID: firstID, Type: store.Confidential, GrantTypes: []string{"authorization_code"},
+	a.first = h.CreateClient(store.Client{ID: firstID, Type: store.Confidential, GrantTypes: []string{"authorization_code"},
 		RedirectURIs: []string{webRedir}, Resources: res, DefaultResource: apiID, FirstParty: true})
 	return a
 }
@@ -266,26 +231,9 @@ func TestAuthCodeInterop(t *testing.T) {
 			}
 		})
 	}
-	if got := counterIn(t, a.reg, "valet_refresh_rotations_total"); got != 2 {
+	if got := servicetest.Counter(t, a.reg, "valet_refresh_rotations_total"); got != 2 {
 		t.Errorf("rotations %v, want 2", got)
 	}
-}
-
-func counterIn(t testing.TB, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	fams, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, f := range fams {
-		if f.GetName() == name {
-			for _, m := range f.GetMetric() {
-				sum += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return sum
 }
 
 // TestAuthorizeErrors: what is redirected (with error, state and iss) and
@@ -379,7 +327,7 @@ func TestPKCERedemption(t *testing.T) {
 	if _, err := conf.Exchange(ctx, code, oauth2.VerifierOption(oauth2.GenerateVerifier())); !isOAuthErr(err, "invalid_grant") {
 		t.Fatalf("wrong verifier: %v, want invalid_grant", err)
 	}
-	if got := counterIn(t, a.reg, "valet_pkce_failures_total"); got != 2 {
+	if got := servicetest.Counter(t, a.reg, "valet_pkce_failures_total"); got != 2 {
 		t.Errorf("PKCE failures %v, want 2", got)
 	}
 	// Wrong redirect_uri at the token endpoint.
@@ -419,12 +367,12 @@ func TestCodeReuse(t *testing.T) {
 	if _, err := conf.Exchange(ctx, code, oauth2.VerifierOption(verifier)); !isOAuthErr(err, "invalid_grant") {
 		t.Fatalf("second redemption: %v, want invalid_grant", err)
 	}
-	deny, err := a.st.DenyState(ctx, store.DenyQuery{FID: fid})
+	deny, err := a.Store.DenyState(ctx, store.DenyQuery{FID: fid})
 	if err != nil || !deny.FamilyRevoked {
 		t.Fatalf("deny state %+v, %v: want the family revoked", deny, err)
 	}
 	a.wantFamilyRevoked(t, fid, events.ReasonCodeReuse)
-	if got := counterIn(t, a.reg, "valet_code_reuse_total"); got != 1 {
+	if got := servicetest.Counter(t, a.reg, "valet_code_reuse_total"); got != 1 {
 		t.Errorf("code reuse count %v, want 1", got)
 	}
 }
@@ -435,7 +383,7 @@ func (a *authHarness) wantFamilyRevoked(t testing.TB, fid, reason string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := a.js.Stream(ctx, bus.StreamName(a.prefix, events.StreamRevocations))
+	s, err := a.JS.Stream(ctx, bus.StreamName(a.Prefix, events.StreamRevocations))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -470,8 +418,8 @@ func (a *authHarness) refresh(rt string, extra url.Values) response {
 	}
 	req, _ := http.NewRequest(http.MethodPost, a.url+"/token", strings.NewReader(f.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Authorization", basic(webID, a.webSecret))
-	return a.do(req)
+	req.Header.Set("Authorization", servicetest.Basic(webID, a.webSecret))
+	return servicetest.Do(a.t, req)
 }
 
 func (a *authHarness) webTokens(t testing.TB) *oauth2.Token {
@@ -495,7 +443,7 @@ func TestRefreshGraceAndReuse(t *testing.T) {
 	rt0 := tok.RefreshToken
 	fid := rt0[4:26]
 
-	if r := a.refresh(rt0, url.Values{"scope": {"read admin"}}); r.Status != 400 || r.code() != "invalid_scope" {
+	if r := a.refresh(rt0, url.Values{"scope": {"read admin"}}); r.Status != 400 || r.Code() != "invalid_scope" {
 		t.Fatalf("widening: %d %s", r.Status, r.Raw)
 	}
 	r1 := a.refresh(rt0, url.Values{"scope": {"read"}})
@@ -508,7 +456,7 @@ func TestRefreshGraceAndReuse(t *testing.T) {
 	if r2.Status != 200 || r2.Body["refresh_token"] != rt1 || r2.Body["access_token"] == r1.Body["access_token"] {
 		t.Fatalf("grace replay: %d %s: want the identical successor", r2.Status, r2.Raw)
 	}
-	if _, err := a.st.LookupRefresh(context.Background(), fid, token.HashOf(rt1)); err != nil {
+	if _, err := a.Store.LookupRefresh(context.Background(), fid, token.HashOf(rt1)); err != nil {
 		t.Fatalf("after grace replay the family must be intact: %v", err)
 	}
 	// The successor still rotates normally.
@@ -518,19 +466,19 @@ func TestRefreshGraceAndReuse(t *testing.T) {
 	}
 	// rt0 is now two generations old, and the clock is past the window.
 	a.clock.Advance(11 * time.Second)
-	if r := a.refresh(rt0, nil); r.Status != 400 || r.code() != "invalid_grant" {
+	if r := a.refresh(rt0, nil); r.Status != 400 || r.Code() != "invalid_grant" {
 		t.Fatalf("replay outside grace: %d %s", r.Status, r.Raw)
 	}
-	deny, err := a.st.DenyState(context.Background(), store.DenyQuery{FID: fid})
+	deny, err := a.Store.DenyState(context.Background(), store.DenyQuery{FID: fid})
 	if err != nil || !deny.FamilyRevoked {
 		t.Fatalf("deny %+v %v: want the family revoked", deny, err)
 	}
 	rt3, _ := r3.Body["refresh_token"].(string)
-	if r := a.refresh(rt3, nil); r.Status != 400 || r.code() != "invalid_grant" {
+	if r := a.refresh(rt3, nil); r.Status != 400 || r.Code() != "invalid_grant" {
 		t.Fatalf("live token after reuse: %d %s", r.Status, r.Raw)
 	}
 	a.wantFamilyRevoked(t, fid, events.ReasonRefreshReuse)
-	if got := counterIn(t, a.reg, "valet_refresh_reuse_total"); got != 1 {
+	if got := servicetest.Counter(t, a.reg, "valet_refresh_reuse_total"); got != 1 {
 		t.Errorf("reuse count %v, want 1", got)
 	}
 }
@@ -643,21 +591,21 @@ func TestRefreshAfterSubjectRevocation(t *testing.T) {
 		t.Fatalf("first rotation: %d %s", r1.Status, r1.Raw)
 	}
 	rt1, _ := r1.Body["refresh_token"].(string)
-	fam, err := a.st.GetFamily(ctx, fid)
+	fam, err := a.Store.GetFamily(ctx, fid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rev, err := revoke.New(revoke.Config{Source: testIssuer, Prefix: a.prefix, Retain: 20 * time.Minute}, a.st, a.pub)
+	rev, err := revoke.New(revoke.Config{Source: testIssuer, Prefix: a.Prefix, Retain: 20 * time.Minute}, a.Store, a.Pub)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := rev.Subject(ctx, fam.SubjectType, fam.Subject, a.clock.Now(), events.ReasonAdmin, "test"); err != nil {
 		t.Fatal(err)
 	}
-	if r := a.refresh(rt1, nil); r.Status != 400 || r.code() != "invalid_grant" {
+	if r := a.refresh(rt1, nil); r.Status != 400 || r.Code() != "invalid_grant" {
 		t.Fatalf("refresh after the subject's revocation: %d %s", r.Status, r.Raw)
 	}
-	if _, err := a.st.GetFamily(ctx, fid); !errors.Is(err, store.ErrRevoked) {
+	if _, err := a.Store.GetFamily(ctx, fid); !errors.Is(err, store.ErrRevoked) {
 		t.Fatalf("family after the refused refresh: %v, want ErrRevoked", err)
 	}
 }

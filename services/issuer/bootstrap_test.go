@@ -65,8 +65,8 @@ bootstrap:
 		t.Fatal(err)
 	}
 	deps := bootstrap.Deps{
-		Registry: a.st, Hasher: a.hasher, Source: testIssuer,
-		Publisher: keys.PublisherFunc(func(ctx context.Context, e events.Event) error { _, err := a.pub.Publish(ctx, e); return err }),
+		Registry: a.Store, Hasher: a.Hasher, Source: testIssuer,
+		Publisher: keys.PublisherFunc(func(ctx context.Context, e events.Event) error { _, err := a.Pub.Publish(ctx, e); return err }),
 	}
 	rep, err := bootstrap.Apply(ctx, spec, deps)
 	if err != nil {

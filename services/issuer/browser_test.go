@@ -47,7 +47,7 @@ func newBrowserSetup(t *testing.T) *browserSetup {
 	t.Helper()
 	a := newAuthHarness(t)
 	cb := newCallbackServer(t)
-	secret := a.createClient(store.Client{ID: browserClientID, Name: browserClientName, Type: store.Confidential,
+	secret := a.CreateClient(store.Client{ID: browserClientID, Name: browserClientName, Type: store.Confidential,
 		GrantTypes: []string{"authorization_code", "refresh_token"}, RedirectURIs: []string{cb.URL + "/cb"},
 		Resources: map[string][]string{apiID: {"read", "write"}}, DefaultResource: apiID})
 	return &browserSetup{a: a, cb: cb, secret: secret, browser: newChromium(t)}

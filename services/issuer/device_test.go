@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,10 +18,9 @@ import (
 
 	"github.com/valetauth/valet/events"
 	"github.com/valetauth/valet/pkg/ratelimit"
-	"github.com/valetauth/valet/pkg/revoke"
+	"github.com/valetauth/valet/pkg/servicetest"
 	"github.com/valetauth/valet/pkg/store"
 	"github.com/valetauth/valet/pkg/testenv"
-	"github.com/valetauth/valet/pkg/users"
 	"github.com/valetauth/valet/services/issuer"
 )
 
@@ -42,18 +40,17 @@ func newDeviceHarness(t testing.TB) *authHarness { return newDeviceHarnessWith(t
 func newDeviceHarnessWith(t testing.TB, mod func(*issuer.Deps)) *authHarness {
 	t.Helper()
 	h := newHarness(t)
-	ua := deviceUsers(t, h)
-	if _, err := ua.Add(context.Background(), alice, alicePW); err != nil {
+	if _, err := h.users(t).Add(context.Background(), alice, alicePW); err != nil {
 		t.Fatal(err)
 	}
 	a := &authHarness{harness: h, reg: prometheus.NewRegistry()}
 	h.svc, a.url = startDeviceIssuer(t, h, a.reg, mod)
 	res := map[string][]string{apiID: {"read", "write"}}
-	h.createClient(store.Client{ID: tvID, Name: "Living Room TV", Type: store.Public,
+	h.CreateClient(store.Client{ID: tvID, Name: "Living Room TV", Type: store.Public,
 		GrantTypes: []string{"urn:ietf:params:oauth:grant-type:device_code", "refresh_token"}, Resources: res, DefaultResource: apiID})
-	h.createClient(store.Client{ID: tv2ID, Type: store.Public,
+	h.CreateClient(store.Client{ID: tv2ID, Type: store.Public,
 		GrantTypes: []string{"urn:ietf:params:oauth:grant-type:device_code"}, Resources: res, DefaultResource: apiID})
-	h.createClient(store.Client{ID: nodevID, Type: store.Public, GrantTypes: []string{"authorization_code"},
+	h.CreateClient(store.Client{ID: nodevID, Type: store.Public, GrantTypes: []string{"authorization_code"},
 		RedirectURIs: []string{nativeBase}, Resources: res, DefaultResource: apiID})
 	h.eventually("device clients cached", func() bool {
 		_, err := h.cache.Client(context.Background(), nodevID)
@@ -62,56 +59,19 @@ func newDeviceHarnessWith(t testing.TB, mod func(*issuer.Deps)) *authHarness {
 	return a
 }
 
-// deviceUsers is the user store of the device issuers, in h's Redis.
-func deviceUsers(t testing.TB, h *harness) *users.Authenticator {
-	t.Helper()
-	opt, err := goredis.ParseURL(h.redis.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := goredis.NewClient(opt)
-	t.Cleanup(func() { _ = rdb.Close() })
-	ua, err := users.NewAuthenticator(users.NewRedis(rdb, h.redis.Prefix), users.Params{Memory: 256, Time: 1, Threads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ua
-}
-
 // startDeviceIssuer starts one more issuer replica with the user grants on
 // h's store, keys and cache (as a second cmd/issuer on the same Redis), with
 // mod applied to its dependencies, and returns it and its public URL.
 func startDeviceIssuer(t testing.TB, h *harness, reg *prometheus.Registry, mod func(*issuer.Deps)) (*issuer.Service, string) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	rev, err := revoke.New(revoke.Config{Source: testIssuer, Prefix: h.prefix, Retain: 20 * time.Minute}, h.st, h.pub)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := *h.cfg
 	cfg.Tokens.DevicePollInterval = time.Second
-	cfg.Redis.KeyPrefix = h.redis.Prefix
-	deps := issuer.Deps{
-		Logger: zapNop(nil), Registry: reg,
-		Store: h.st, Keys: h.keys, Clients: h.cache, Secrets: h.hasher, Clock: h.clock.Now,
-		Grants: h.st, Sessions: h.st, Users: deviceUsers(t, h), Revoker: rev, Audit: h.pub,
-	}
+	cfg.Redis.KeyPrefix = h.Redis.Prefix
+	deps := h.userDeps(t, reg)
 	if mod != nil {
 		mod(&deps)
 	}
-	svc, err := issuer.New(&cfg, deps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = svc.Run(ctx) }()
-	addr, _, err := svc.Server().Addrs(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return svc, "http://" + addr.String()
+	return startIssuer(t, &cfg, deps)
 }
 
 func (a *authHarness) deviceConf(id string, scopes ...string) *oauth2.Config {
@@ -131,7 +91,7 @@ func (a *authHarness) postUser(form url.Values) response {
 	a.t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, a.url+"/token", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return a.do(req)
+	return servicetest.Do(a.t, req)
 }
 
 var (
@@ -292,12 +252,12 @@ func TestDeviceInterop(t *testing.T) {
 		t.Fatalf("refresh: %v", err)
 	}
 	// Second redemption: invalid_grant, the family revoked everywhere.
-	if r := a.poll(tvID, da.DeviceCode); r.Status != http.StatusBadRequest || r.code() != "invalid_grant" {
+	if r := a.poll(tvID, da.DeviceCode); r.Status != http.StatusBadRequest || r.Code() != "invalid_grant" {
 		t.Fatalf("second redemption: %d %s", r.Status, r.Raw)
 	}
 	a.wantFamilyRevoked(t, fid, events.ReasonCodeReuse)
 	r := a.postUser(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {next.RefreshToken}, "client_id": {tvID}})
-	if r.code() != "invalid_grant" {
+	if r.Code() != "invalid_grant" {
 		t.Fatalf("refresh after reuse: %d %s", r.Status, r.Raw)
 	}
 }
@@ -311,7 +271,7 @@ func (a *authHarness) startDevice(t *testing.T, id string, extra url.Values) res
 	}
 	req, _ := http.NewRequest(http.MethodPost, a.url+"/device_authorization", strings.NewReader(f.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return a.do(req)
+	return servicetest.Do(a.t, req)
 }
 
 func (a *authHarness) startOK(t *testing.T, id string) (deviceCode, userCode string) {
@@ -332,7 +292,7 @@ func TestDeviceErrors(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("metadata", func(t *testing.T) {
-		r := a.do(mustReq(t, http.MethodGet, a.url+"/.well-known/oauth-authorization-server"))
+		r := servicetest.Do(a.t, mustReq(t, http.MethodGet, a.url+"/.well-known/oauth-authorization-server"))
 		if r.Body["device_authorization_endpoint"] != testIssuer+"/device_authorization" ||
 			!strings.Contains(r.Raw, "urn:ietf:params:oauth:grant-type:device_code") {
 			t.Fatalf("metadata %s", r.Raw)
@@ -351,32 +311,32 @@ func TestDeviceErrors(t *testing.T) {
 		{"repeated parameter", tvID, url.Values{"scope": {"read", "write"}}, 400, "invalid_request"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if r := a.startDevice(t, tc.id, tc.extra); r.Status != tc.status || r.code() != tc.code {
+			if r := a.startDevice(t, tc.id, tc.extra); r.Status != tc.status || r.Code() != tc.code {
 				t.Fatalf("%d %s, want %d %s", r.Status, r.Raw, tc.status, tc.code)
 			}
 		})
 	}
 	t.Run("pending then slow_down", func(t *testing.T) {
 		dc, _ := a.startOK(t, tvID)
-		if r := a.poll(tvID, dc); r.Status != 400 || r.code() != "authorization_pending" {
+		if r := a.poll(tvID, dc); r.Status != 400 || r.Code() != "authorization_pending" {
 			t.Fatalf("first poll: %d %s", r.Status, r.Raw)
 		}
-		if r := a.poll(tvID, dc); r.Status != 400 || r.code() != "slow_down" {
+		if r := a.poll(tvID, dc); r.Status != 400 || r.Code() != "slow_down" {
 			t.Fatalf("fast poll: %d %s", r.Status, r.Raw)
 		}
 	})
 	t.Run("wrong client", func(t *testing.T) {
 		dc, _ := a.startOK(t, tvID)
-		if r := a.poll(tv2ID, dc); r.Status != 400 || r.code() != "invalid_grant" {
+		if r := a.poll(tv2ID, dc); r.Status != 400 || r.Code() != "invalid_grant" {
 			t.Fatalf("other client: %d %s", r.Status, r.Raw)
 		}
-		if r := a.poll(tvID, dc); r.code() != "authorization_pending" {
+		if r := a.poll(tvID, dc); r.Code() != "authorization_pending" {
 			t.Fatalf("own client after a foreign poll: %d %s", r.Status, r.Raw)
 		}
 	})
 	t.Run("malformed device code", func(t *testing.T) {
 		for _, dc := range []string{"", "vdc_x", "vrt_" + strings.Repeat("A", 22) + "." + strings.Repeat("B", 43)} {
-			if r := a.poll(tvID, dc); r.Status != 400 || r.code() != "invalid_grant" {
+			if r := a.poll(tvID, dc); r.Status != 400 || r.Code() != "invalid_grant" {
 				t.Fatalf("%q: %d %s", dc, r.Status, r.Raw)
 			}
 		}
@@ -390,7 +350,7 @@ func TestDeviceErrors(t *testing.T) {
 		if err := a.deviceBrowser(browser(t), da.UserCode, false); err != nil {
 			t.Fatal(err)
 		}
-		if r := a.poll(tvID, da.DeviceCode); r.Status != 400 || r.code() != "access_denied" {
+		if r := a.poll(tvID, da.DeviceCode); r.Status != 400 || r.Code() != "access_denied" {
 			t.Fatalf("denied: %d %s", r.Status, r.Raw)
 		}
 		// The user code is spent: it cannot be approved afterwards.
@@ -418,7 +378,7 @@ func TestDeviceErrors(t *testing.T) {
 		dc, uc := a.startOK(t, tvID)
 		a.clock.Advance(11 * time.Minute)
 		defer a.clock.Advance(-11 * time.Minute)
-		if r := a.poll(tvID, dc); r.Status != 400 || r.code() != "expired_token" {
+		if r := a.poll(tvID, dc); r.Status != 400 || r.Code() != "expired_token" {
 			t.Fatalf("expired: %d %s", r.Status, r.Raw)
 		}
 		if err := a.deviceBrowser(browser(t), uc, true); err == nil {

@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/valetauth/valet/pkg/servicetest"
 )
 
 // FuzzTokenForm throws arbitrary bodies, Authorization headers and content
@@ -18,7 +20,7 @@ import (
 func FuzzTokenForm(f *testing.F) {
 	h := newHarness(f)
 	cc := "grant_type=client_credentials"
-	auth := basic(clientA, h.secretA)
+	auth := servicetest.Basic(clientA, h.secretA)
 	const form = "application/x-www-form-urlencoded"
 	seeds := []struct{ body, auth, ct string }{
 		{cc, auth, form},

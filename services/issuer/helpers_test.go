@@ -2,36 +2,25 @@ package issuer_test
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
-	"io"
-	"net/http"
 	"net/url"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/valetauth/valet/events"
-	"github.com/valetauth/valet/pkg/bus"
 	"github.com/valetauth/valet/pkg/clients"
 	"github.com/valetauth/valet/pkg/config"
 	"github.com/valetauth/valet/pkg/keys"
-	"github.com/valetauth/valet/pkg/secret"
+	"github.com/valetauth/valet/pkg/revoke"
+	"github.com/valetauth/valet/pkg/servicetest"
 	"github.com/valetauth/valet/pkg/store"
-	redisstore "github.com/valetauth/valet/pkg/store/redis"
-	"github.com/valetauth/valet/pkg/testenv"
+	"github.com/valetauth/valet/pkg/users"
 	"github.com/valetauth/valet/services/issuer"
 )
 
@@ -44,6 +33,9 @@ const (
 	clientA    = "svc-a"
 )
 
+// response is a decoded /token answer.
+type response = servicetest.Response
+
 // clock is a settable offset from the real time, for the issuer only: the
 // key ring and the stream run on real time.
 type clock struct{ off atomic.Int64 }
@@ -51,26 +43,20 @@ type clock struct{ off atomic.Int64 }
 func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
 func (c *clock) Advance(d time.Duration) { c.off.Add(int64(d)) }
 
-// harness is a running issuer on a real Redis and an embedded JetStream, with
-// the key ring, a heartbeater and the client cache running as the issuer's
-// main runs them.
+// harness is a running issuer on the shared backbone (a real Redis and an
+// embedded JetStream), with the key ring, a heartbeater and the client
+// cache running as the issuer's main runs them.
 type harness struct {
+	*servicetest.Env
 	t       testing.TB
 	cfg     *config.Config
-	redis   *testenv.RedisServer
-	st      *redisstore.Store
-	js      jetstream.JetStream
-	pub     *bus.Publisher
-	prefix  string
-	keys    *keys.Manager
 	cache   *clients.Cache
-	hasher  *secret.Hasher
 	svc     *issuer.Service
 	clock   *clock
 	url     string // the public listener, http://127.0.0.1:port
 	secretA string // svc-a's secret
 
-	stopBeats context.CancelFunc
+	stopBeats func()
 	reg       *prometheus.Registry
 }
 
@@ -80,168 +66,86 @@ type harness struct {
 // invoice:read at billing, default api, lifetime 10m).
 func newHarness(t testing.TB) *harness {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	run := func(fn func(ctx context.Context)) {
-		wg.Add(1)
-		go func() { defer wg.Done(); fn(ctx) }()
-	}
 	// Only a *testing.T may log from background goroutines: F and B get a
 	// no-op logger.
-	var log *zap.Logger
+	log := zap.NewNop()
+	var envOpts []servicetest.Option
 	if tt, ok := t.(*testing.T); ok {
 		log = zaptest.NewLogger(tt)
+		envOpts = append(envOpts, servicetest.WithKeyOptions(keys.WithLogger(log)))
 	}
+	h := &harness{Env: servicetest.New(t, testIssuer, envOpts...), t: t, clock: &clock{}, reg: prometheus.NewRegistry()}
 
-	h := &harness{t: t, clock: &clock{}, reg: prometheus.NewRegistry()}
-	h.redis = testenv.Redis(t)
-	opt, err := goredis.ParseURL(h.redis.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opt.ReadTimeout, opt.DialTimeout = 300*time.Millisecond, 300*time.Millisecond
-	opt.MaxRetries = -1
-	h.st, err = redisstore.New(ctx, goredis.NewClient(opt), newAEAD(t), redisstore.WithPrefix(h.redis.Prefix))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = h.st.Close() })
+	h.cfg = h.Config()
+	h.cfg.Services.Issuer = config.Service{PublicURL: testIssuer, Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0"}
+	h.cfg.Services.Introspection.PublicURL = "https://introspect.example.test"
+	h.cfg.Services.Revocation.PublicURL = "https://revoke.example.test/base/"
+	h.cfg.Limits.MaxBodyBytes = 8 << 10
 
-	ns := testenv.NATS(t)
-	h.prefix = ns.Prefix
-	nc, err := nats.Connect(ns.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	h.js, err = jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := bus.EnsureStreams(ctx, h.js, bus.StreamsConfig{Prefix: h.prefix, MaxAccessTokenLifetime: 15 * time.Minute}); err != nil {
-		t.Fatal(err)
-	}
-	h.pub, err = bus.NewPublisher(h.js, h.prefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	cfg := config.Default()
-	cfg.Dev = true
-	cfg.Issuer = testIssuer
-	cfg.Services.Issuer = config.Service{PublicURL: testIssuer, Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0"}
-	cfg.Services.Introspection.PublicURL = "https://introspect.example.test"
-	cfg.Services.Revocation.PublicURL = "https://revoke.example.test/base/"
-	cfg.NATS.SubjectPrefix = h.prefix
-	cfg.Limits.MaxBodyBytes = 8 << 10
-	h.cfg = &cfg
-
-	keks := map[string][]byte{"kek-1": randomKey(t)}
-	ring, err := keys.NewKEKRing("kek-1", keks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.hasher, err = secret.NewHasher("kek-1", keks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kopts := []keys.Option{}
-	if log != nil {
-		kopts = append(kopts, keys.WithLogger(log))
-	}
-	h.keys, err = keys.New(keys.Config{
-		Source: testIssuer, Algorithm: keys.ES256,
-		RotationInterval: 24 * time.Hour, PublishLeadTime: time.Second,
-		MaxTokenLifetime: cfg.Tokens.MaxAccessTokenLifetime, ClockSkew: cfg.Tokens.ClockSkew,
-		RefreshInterval: 200 * time.Millisecond,
-	}, h.st, keys.PublisherFunc(func(ctx context.Context, e events.Event) error {
-		_, err := h.pub.Publish(ctx, e)
-		return err
-	}), ring, kopts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.keys.Refresh(ctx); err != nil {
-		t.Fatal(err)
-	}
-	run(func(ctx context.Context) { _ = h.keys.Run(ctx) })
-	h.startBeats(ctx, &wg)
-
-	h.cache, err = clients.New(h.st, clients.Config{Prefix: h.prefix, StalenessBound: 2 * time.Second},
-		clients.WithRegisterer(h.reg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	run(func(ctx context.Context) { _ = h.cache.Run(ctx, h.js) })
-
-	deps := issuer.Deps{
-		Logger: zapNop(log), Registry: h.reg,
-		Store: h.st, Keys: h.keys, Clients: h.cache, Secrets: h.hasher, Clock: h.clock.Now,
+	h.stopBeats = servicetest.Heartbeat(t, h.Pub, testIssuer, events.Heartbeat{Service: "issuer", Instance: "test"}, 100*time.Millisecond)
+	h.cache = h.FollowClients(2*time.Second, clients.WithRegisterer(h.reg))
+	h.svc, h.url = startIssuer(t, h.cfg, issuer.Deps{
+		Logger: log, Registry: h.reg,
+		Store: h.Store, Keys: h.Keys, Clients: h.cache, Secrets: h.Hasher, Clock: h.clock.Now,
 		ClientLimits: defaultClientLimits(t), // as cmd/issuer: a correct client is never limited
-	}
-	h.svc, err = issuer.New(h.cfg, deps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	run(func(ctx context.Context) { _ = h.svc.Run(ctx) })
-	pubAddr, _, err := h.svc.Server().Addrs(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.url = "http://" + pubAddr.String()
+	})
 
-	h.seed()
-	h.eventually("client cache trusted", h.cache.Trusted)
-	return h
-}
-
-func (h *harness) startBeats(ctx context.Context, wg *sync.WaitGroup) {
-	bctx, cancel := context.WithCancel(ctx)
-	h.stopBeats = cancel
-	hb, err := bus.NewHeartbeater(h.pub, testIssuer, events.Heartbeat{Service: "issuer", Instance: "test"},
-		bus.WithHeartbeatInterval(100*time.Millisecond))
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = hb.Run(bctx) }()
-}
-
-func (h *harness) seed() {
-	h.t.Helper()
-	ctx := context.Background()
-	for _, rs := range []store.ResourceServer{
-		{ID: apiID, Name: "API", Scopes: []string{"read", "write", "admin"}},
-		{ID: billingID, Name: "Billing", Scopes: []string{"invoice:read", "invoice:write"}, AccessTokenLifetime: 2 * time.Minute},
-	} {
-		if err := h.st.CreateResourceServer(ctx, rs); err != nil {
-			h.t.Fatal(err)
-		}
-	}
-	h.secretA = h.createClient(store.Client{
+	h.CreateResourceServers(
+		store.ResourceServer{ID: apiID, Name: "API", Scopes: []string{"read", "write", "admin"}},
+		store.ResourceServer{ID: billingID, Name: "Billing", Scopes: []string{"invoice:read", "invoice:write"}, AccessTokenLifetime: 2 * time.Minute},
+	)
+	h.secretA = h.CreateClient(store.Client{
 		ID: clientA, Type: store.Confidential, GrantTypes: []string{"client_credentials"},
 		Resources:       map[string][]string{apiID: {"read", "write"}, billingID: {"invoice:read", "invoice:write", "gone"}, orphanID: {"x"}},
 		DefaultResource: apiID, AccessTokenLifetime: 10 * time.Minute,
 	})
+	h.eventually("client cache trusted", h.cache.Trusted)
+	return h
 }
 
-// createClient stores c with one fresh secret (for confidential clients) and
-// returns the secret.
-func (h *harness) createClient(c store.Client) string {
-	h.t.Helper()
-	var s string
-	if c.Type == store.Confidential && c.Secrets == nil {
-		var err error
-		if s, err = secret.New(); err != nil {
-			h.t.Fatal(err)
-		}
-		c.Secrets = []store.Secret{{ID: "s1", Hash: h.hasher.Hash(s), CreatedAt: time.Now()}}
+// startIssuer runs an issuer with cfg and deps until t ends and returns it
+// and its public URL.
+func startIssuer(t testing.TB, cfg *config.Config, deps issuer.Deps) (*issuer.Service, string) {
+	t.Helper()
+	svc, err := issuer.New(cfg, deps)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := h.st.CreateClient(context.Background(), c); err != nil {
-		h.t.Fatal(err)
+	u, _ := servicetest.Serve(t, svc)
+	return svc, u
+}
+
+// users is a user store in h's Redis, as a second cmd/issuer on the same
+// Redis sees it, with Argon2 parameters cheap enough for tests.
+func (h *harness) users(t testing.TB) *users.Authenticator {
+	t.Helper()
+	opt, err := goredis.ParseURL(h.Redis.URL)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return s
+	rdb := goredis.NewClient(opt)
+	t.Cleanup(func() { _ = rdb.Close() })
+	ua, err := users.NewAuthenticator(users.NewRedis(rdb, h.Redis.Prefix), users.Params{Memory: 256, Time: 1, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ua
+}
+
+// userDeps are the dependencies of one more issuer replica with the user
+// grants on, on h's store, keys, cache and JetStream (as a second
+// cmd/issuer on the same Redis), reporting its metrics to reg.
+func (h *harness) userDeps(t testing.TB, reg *prometheus.Registry) issuer.Deps {
+	t.Helper()
+	rev, err := revoke.New(revoke.Config{Source: testIssuer, Prefix: h.Prefix, Retain: 20 * time.Minute}, h.Store, h.Pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return issuer.Deps{
+		Logger: zap.NewNop(), Registry: reg,
+		Store: h.Store, Keys: h.Keys, Clients: h.cache, Secrets: h.Hasher, Clock: h.clock.Now,
+		Grants: h.Store, Sessions: h.Store, Users: h.users(t), Revoker: rev, Audit: h.Pub,
+	}
 }
 
 // publish puts a client event on the stream, as the admin API does.
@@ -251,7 +155,7 @@ func (h *harness) publish(p events.Payload) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if _, err := h.pub.Publish(context.Background(), e); err != nil {
+	if err := h.Publish(context.Background(), e); err != nil {
 		h.t.Fatal(err)
 	}
 }
@@ -259,106 +163,24 @@ func (h *harness) publish(p events.Payload) {
 // eventually fails the test unless cond holds within 10 s.
 func (h *harness) eventually(what string, cond func() bool) {
 	h.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			h.t.Fatalf("timed out waiting for: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	servicetest.WaitFor(h.t, 10*time.Second, what, cond)
 }
-
-// counter returns the value of the counter name (summed over its labels)
-// in the harness's registry.
-func (h *harness) counter(name string) float64 {
-	h.t.Helper()
-	families, err := h.reg.Gather()
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	var sum float64
-	for _, f := range families {
-		if f.GetName() == name {
-			for _, m := range f.GetMetric() {
-				sum += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return sum
-}
-
-// response is a decoded /token answer.
-type response struct {
-	Status int
-	Header http.Header
-	Body   map[string]any
-	Raw    string
-}
-
-// code returns the error member, or "".
-func (r response) code() string { s, _ := r.Body["error"].(string); return s }
 
 // post sends form to /token, with Basic credentials when user is not empty.
 func (h *harness) post(form url.Values, user, pass string) response {
 	h.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, h.url+"/token", strings.NewReader(form.Encode()))
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if user != "" {
-		req.Header.Set("Authorization", basic(user, pass))
-	}
-	return h.do(req)
+	return h.postFrom(h.url, "/token", "", form, user, pass)
 }
 
-func (h *harness) do(req *http.Request) response {
+// postFrom posts form to base+path as the client at address xff (none: the
+// peer, 127.0.0.1), with Basic credentials when user is set.
+func (h *harness) postFrom(base, path, xff string, form url.Values, user, pass string) response {
 	h.t.Helper()
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		h.t.Fatal(err)
+	var authz string
+	if user != "" {
+		authz = servicetest.Basic(user, pass)
 	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	out := response{Status: res.StatusCode, Header: res.Header, Raw: string(raw)}
-	_ = json.Unmarshal(raw, &out.Body)
-	return out
-}
-
-// basic returns an Authorization header value with the RFC 6749 §2.3.1
-// form-url-encoding of both parts.
-func basic(user, pass string) string {
-	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(user)+":"+url.QueryEscape(pass)))
-}
-
-func newAEAD(t testing.TB) cipher.AEAD {
-	t.Helper()
-	block, err := aes.NewCipher(randomKey(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return aead
-}
-
-func randomKey(t testing.TB) []byte {
-	t.Helper()
-	k := make([]byte, 32)
-	if _, err := rand.Read(k); err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-// zapNop returns l, or a no-op logger when l is nil (benchmarks).
-func zapNop(l *zap.Logger) *zap.Logger {
-	if l == nil {
-		return zap.NewNop()
-	}
-	return l
+	return servicetest.PostForm(h.t, base+path, form.Encode(), "X-Forwarded-For", xff, "Authorization", authz)
 }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }

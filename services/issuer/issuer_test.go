@@ -19,6 +19,7 @@ import (
 
 	"github.com/valetauth/valet/events"
 	"github.com/valetauth/valet/pkg/secret"
+	"github.com/valetauth/valet/pkg/servicetest"
 	"github.com/valetauth/valet/pkg/store"
 )
 
@@ -84,7 +85,7 @@ func TestClientCredentialsInterop(t *testing.T) {
 			if hdr.Algorithm() != jwa.ES256 {
 				t.Errorf("alg %q, want ES256", hdr.Algorithm())
 			}
-			cur, _ := h.keys.Current()
+			cur, _ := h.Keys.Current()
 			if hdr.KeyID() != cur.KID() {
 				t.Errorf("kid %q, want the current key %q", hdr.KeyID(), cur.KID())
 			}
@@ -141,11 +142,11 @@ func TestTokenResponse(t *testing.T) {
 // shortest of client, resource and global maximum.
 func TestDefaultsScopeAndLifetime(t *testing.T) {
 	h := newHarness(t)
-	long := h.createClient(store.Client{
+	long := h.CreateClient(store.Client{
 		ID: "svc-long", Type: store.Confidential, GrantTypes: []string{"client_credentials"},
 		Resources: map[string][]string{apiID: {"admin"}}, DefaultResource: apiID, AccessTokenLifetime: 48 * time.Hour,
 	})
-	plain := h.createClient(store.Client{
+	plain := h.CreateClient(store.Client{
 		ID: "svc-plain", Type: store.Confidential, GrantTypes: []string{"client_credentials"},
 		Resources: map[string][]string{apiID: {"read"}, billingID: {}}, DefaultResource: apiID,
 	})
@@ -254,13 +255,13 @@ func TestJWKS(t *testing.T) {
 // and the Basic challenge exactly when the Authorization header was used.
 func TestTokenErrors(t *testing.T) {
 	h := newHarness(t)
-	h.createClient(store.Client{ID: "spa", Type: store.Public, GrantTypes: []string{"client_credentials", "authorization_code"},
+	h.CreateClient(store.Client{ID: "spa", Type: store.Public, GrantTypes: []string{"client_credentials", "authorization_code"},
 		Resources: map[string][]string{apiID: {"read"}}, DefaultResource: apiID})
-	codeOnly := h.createClient(store.Client{ID: "web", Type: store.Confidential, GrantTypes: []string{"authorization_code"},
+	codeOnly := h.CreateClient(store.Client{ID: "web", Type: store.Confidential, GrantTypes: []string{"authorization_code"},
 		Resources: map[string][]string{apiID: {"read"}}, DefaultResource: apiID})
-	noDefault := h.createClient(store.Client{ID: "svc-nodefault", Type: store.Confidential, GrantTypes: []string{"client_credentials"},
+	noDefault := h.CreateClient(store.Client{ID: "svc-nodefault", Type: store.Confidential, GrantTypes: []string{"client_credentials"},
 		Resources: map[string][]string{apiID: {"read"}}})
-	disabled := h.createClient(store.Client{ID: "svc-off", Type: store.Confidential, GrantTypes: []string{"client_credentials"},
+	disabled := h.CreateClient(store.Client{ID: "svc-off", Type: store.Confidential, GrantTypes: []string{"client_credentials"},
 		Resources: map[string][]string{apiID: {"read"}}, DefaultResource: apiID, Disabled: true})
 
 	cc := "grant_type=client_credentials"
@@ -268,7 +269,7 @@ func TestTokenErrors(t *testing.T) {
 		method, contentType, body, auth, query string
 	}
 	std := func(body string) req {
-		return req{method: "POST", contentType: "application/x-www-form-urlencoded", body: body, auth: basic(clientA, h.secretA)}
+		return req{method: "POST", contentType: "application/x-www-form-urlencoded", body: body, auth: servicetest.Basic(clientA, h.secretA)}
 	}
 	post := func(body string) req {
 		return req{method: "POST", contentType: "application/x-www-form-urlencoded", body: body}
@@ -297,9 +298,9 @@ func TestTokenErrors(t *testing.T) {
 		{"unsupported grant type", std("grant_type=password&username=a&password=b"), 400, "unsupported_grant_type", false},
 		{"grant not implemented yet", std("grant_type=authorization_code&code=x"), 400, "unsupported_grant_type", false},
 		{"no client authentication", post(cc), 401, "invalid_client", false},
-		{"unknown client, basic", with(std(cc), func(r *req) { r.auth = basic("nobody", h.secretA) }), 401, "invalid_client", true},
+		{"unknown client, basic", with(std(cc), func(r *req) { r.auth = servicetest.Basic("nobody", h.secretA) }), 401, "invalid_client", true},
 		{"unknown client, post", post(cc + "&client_id=nobody&client_secret=x"), 401, "invalid_client", false},
-		{"wrong secret, basic", with(std(cc), func(r *req) { r.auth = basic(clientA, h.secretA+"x") }), 401, "invalid_client", true},
+		{"wrong secret, basic", with(std(cc), func(r *req) { r.auth = servicetest.Basic(clientA, h.secretA+"x") }), 401, "invalid_client", true},
 		{"wrong secret, post", post(cc + "&client_id=svc-a&client_secret=vcs_wrong"), 401, "invalid_client", false},
 		{"secret not form-decoded", with(std(cc), func(r *req) { r.auth = "Basic " + b64(clientA+":"+h.secretA+"%") }), 401, "invalid_client", true},
 		{"basic and post at once", std(cc + "&client_secret=" + h.secretA), 400, "invalid_request", false},
@@ -310,14 +311,14 @@ func TestTokenErrors(t *testing.T) {
 		{"confidential client without secret", post(cc + "&client_id=svc-a"), 401, "invalid_client", false},
 		{"public client with a secret", post(cc + "&client_id=spa&client_secret=x"), 401, "invalid_client", false},
 		{"public client uses client_credentials", post(cc + "&client_id=spa"), 400, "unauthorized_client", false},
-		{"client not allowed the grant", with(std(cc), func(r *req) { r.auth = basic("web", codeOnly) }), 400, "unauthorized_client", false},
-		{"disabled client", with(std(cc), func(r *req) { r.auth = basic("svc-off", disabled) }), 401, "invalid_client", true},
+		{"client not allowed the grant", with(std(cc), func(r *req) { r.auth = servicetest.Basic("web", codeOnly) }), 400, "unauthorized_client", false},
+		{"disabled client", with(std(cc), func(r *req) { r.auth = servicetest.Basic("svc-off", disabled) }), 401, "invalid_client", true},
 		{"resource not allowed", std(cc + "&resource=https://other.example.test/"), 400, "invalid_target", false},
 		{"resource not a URI", std(cc + "&resource=not%20a%20uri"), 400, "invalid_target", false},
 		{"resource with fragment", std(cc + "&resource=" + url.QueryEscape(apiID+"#x")), 400, "invalid_target", false},
 		{"two resources", std(cc + "&resource=" + url.QueryEscape(apiID) + "&resource=" + url.QueryEscape(billingID)), 400, "invalid_target", false},
 		{"allowed but unregistered resource", std(cc + "&resource=" + url.QueryEscape(orphanID)), 400, "invalid_target", false},
-		{"no resource and no default", with(std(cc), func(r *req) { r.auth = basic("svc-nodefault", noDefault) }), 400, "invalid_target", false},
+		{"no resource and no default", with(std(cc), func(r *req) { r.auth = servicetest.Basic("svc-nodefault", noDefault) }), 400, "invalid_target", false},
 		{"scope not allowed to the client", std(cc + "&scope=admin"), 400, "invalid_scope", false},
 		{"scope unknown", std(cc + "&scope=read+delete"), 400, "invalid_scope", false},
 		{"scope allowed but not defined by the resource", std(cc + "&resource=" + url.QueryEscape(billingID) + "&scope=gone"), 400, "invalid_scope", false},
@@ -341,9 +342,9 @@ func TestTokenErrors(t *testing.T) {
 			if tt.req.auth != "" {
 				r.Header.Set("Authorization", tt.req.auth)
 			}
-			res := h.do(r)
-			if res.Status != tt.status || res.code() != tt.code {
-				t.Fatalf("got %d %q (%s), want %d %q", res.Status, res.code(), res.Raw, tt.status, tt.code)
+			res := servicetest.Do(h.t, r)
+			if res.Status != tt.status || res.Code() != tt.code {
+				t.Fatalf("got %d %q (%s), want %d %q", res.Status, res.Code(), res.Raw, tt.status, tt.code)
 			}
 			challenge := res.Header.Get("WWW-Authenticate")
 			if tt.challenge != (challenge != "") {
@@ -367,7 +368,7 @@ func TestTokenErrors(t *testing.T) {
 func TestBasicFormDecoding(t *testing.T) {
 	h := newHarness(t)
 	id := "svc:reports/+1 %&="
-	s := h.createClient(store.Client{ID: id, Type: store.Confidential, GrantTypes: []string{"client_credentials"},
+	s := h.CreateClient(store.Client{ID: id, Type: store.Confidential, GrantTypes: []string{"client_credentials"},
 		Resources: map[string][]string{apiID: {"read"}}, DefaultResource: apiID})
 	r := h.post(url.Values{"grant_type": {"client_credentials"}}, id, s)
 	if r.Status != 200 {
@@ -390,16 +391,16 @@ func TestSecretRotation(t *testing.T) {
 		t.Fatalf("before rotation: %d %s", r.Status, r.Raw)
 	}
 	// Rotate as the admin API does: new secret first, old one expiring.
-	c, err := h.st.GetClient(ctx, clientA)
+	c, err := h.Store.GetClient(ctx, clientA)
 	if err != nil {
 		t.Fatal(err)
 	}
 	newSecret := h.createSecret()
 	c.Secrets = []store.Secret{
-		{ID: "s2", Hash: h.hasher.Hash(newSecret), CreatedAt: time.Now()},
+		{ID: "s2", Hash: h.Hasher.Hash(newSecret), CreatedAt: time.Now()},
 		{ID: "s1", Hash: c.Secrets[0].Hash, CreatedAt: c.Secrets[0].CreatedAt, ExpiresAt: time.Now().Add(time.Hour)},
 	}
-	if _, err := h.st.UpdateClient(ctx, c); err != nil {
+	if _, err := h.Store.UpdateClient(ctx, c); err != nil {
 		t.Fatal(err)
 	}
 	h.publish(&events.ClientSecretRotated{ClientID: clientA, PreviousExpires: time.Now().Add(time.Hour).Unix()})
@@ -408,7 +409,7 @@ func TestSecretRotation(t *testing.T) {
 		t.Fatalf("old secret before its expiry: %d %s", r.Status, r.Raw)
 	}
 	h.clock.Advance(time.Hour)
-	if r := h.post(form, clientA, h.secretA); r.Status != 401 || r.code() != "invalid_client" {
+	if r := h.post(form, clientA, h.secretA); r.Status != 401 || r.Code() != "invalid_client" {
 		t.Fatalf("old secret after its expiry: %d %s, want 401 invalid_client", r.Status, r.Raw)
 	}
 	if r := h.post(form, clientA, newSecret); r.Status != 200 {
@@ -434,12 +435,12 @@ func TestDisabledClient(t *testing.T) {
 	form := url.Values{"grant_type": {"client_credentials"}}
 	setDisabled := func(v bool) int64 {
 		t.Helper()
-		c, err := h.st.GetClient(ctx, clientA)
+		c, err := h.Store.GetClient(ctx, clientA)
 		if err != nil {
 			t.Fatal(err)
 		}
 		c.Disabled = v
-		c, err = h.st.UpdateClient(ctx, c)
+		c, err = h.Store.UpdateClient(ctx, c)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -451,14 +452,14 @@ func TestDisabledClient(t *testing.T) {
 
 	// 1. The event path: the store changes without a word to the cache;
 	// client.updated evicts the client and the next request sees the change.
-	evictions := h.counter("valet_client_cache_evictions_total")
+	evictions := servicetest.Counter(h.t, h.reg, "valet_client_cache_evictions_total")
 	v := setDisabled(true)
 	h.publish(&events.ClientUpdated{ClientID: clientA, Version: v})
 	h.eventually("client.updated applied", func() bool {
 		r := h.post(form, clientA, h.secretA)
-		return r.Status == 401 && r.code() == "invalid_client" && strings.Contains(r.Raw, "disabled")
+		return r.Status == 401 && r.Code() == "invalid_client" && strings.Contains(r.Raw, "disabled")
 	})
-	h.eventually("eviction counted", func() bool { return h.counter("valet_client_cache_evictions_total") > evictions })
+	h.eventually("eviction counted", func() bool { return servicetest.Counter(h.t, h.reg, "valet_client_cache_evictions_total") > evictions })
 
 	// 2. The fallback path: without heartbeats the consumer stops being
 	// current, and every lookup reads the store — no event needed.
@@ -469,7 +470,7 @@ func TestDisabledClient(t *testing.T) {
 		t.Fatalf("re-enabled, read through: %d %s", r.Status, r.Raw)
 	}
 	setDisabled(true)
-	if r := h.post(form, clientA, h.secretA); r.Status != 401 || r.code() != "invalid_client" {
+	if r := h.post(form, clientA, h.secretA); r.Status != 401 || r.Code() != "invalid_client" {
 		t.Fatalf("disabled without an event while untrusted: %d %s, want 401 invalid_client", r.Status, r.Raw)
 	}
 }
@@ -480,22 +481,22 @@ func TestDisabledClient(t *testing.T) {
 func TestStoreDown(t *testing.T) {
 	h := newHarness(t)
 	form := url.Values{"grant_type": {"client_credentials"}}
-	other := h.createClient(store.Client{ID: "svc-b", Type: store.Confidential, GrantTypes: []string{"client_credentials"},
+	other := h.CreateClient(store.Client{ID: "svc-b", Type: store.Confidential, GrantTypes: []string{"client_credentials"},
 		Resources: map[string][]string{apiID: {"read"}}, DefaultResource: apiID})
 	if r := h.post(form, clientA, h.secretA); r.Status != 200 {
 		t.Fatalf("before the outage: %d %s", r.Status, r.Raw)
 	}
-	h.redis.Stop()
+	h.Redis.Stop()
 
 	check := func(name string, r response) {
 		t.Helper()
-		if r.Status != 503 || r.code() != "temporarily_unavailable" || r.Header.Get("Retry-After") == "" {
-			t.Fatalf("%s: %d %q Retry-After %q (%s), want 503 temporarily_unavailable with Retry-After", name, r.Status, r.code(), r.Header.Get("Retry-After"), r.Raw)
+		if r.Status != 503 || r.Code() != "temporarily_unavailable" || r.Header.Get("Retry-After") == "" {
+			t.Fatalf("%s: %d %q Retry-After %q (%s), want 503 temporarily_unavailable with Retry-After", name, r.Status, r.Code(), r.Header.Get("Retry-After"), r.Raw)
 		}
 	}
 	check("uncached client", h.post(form, "svc-b", other))
 	// The key ring's view goes stale (MaxStaleness 1.2s here): no signing.
-	h.eventually("key ring stale", func() bool { return h.keys.Ready() != nil })
+	h.eventually("key ring stale", func() bool { return h.Keys.Ready() != nil })
 	check("cached client, stale key ring", h.post(form, clientA, h.secretA))
 	// Bad input is still a 4xx.
 	if r := h.post(url.Values{"grant_type": {"password"}}, "", ""); r.Status >= 500 {
@@ -528,12 +529,12 @@ func TestRotationWhileIssuing(t *testing.T) {
 	for range 5 {
 		before = append(before, issue())
 	}
-	old, _ := h.keys.Current()
-	kid, err := h.keys.RotateNow(context.Background())
+	old, _ := h.Keys.Current()
+	kid, err := h.Keys.RotateNow(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.eventually("new key signing", func() bool { s, err := h.keys.Current(); return err == nil && s.KID() == kid })
+	h.eventually("new key signing", func() bool { s, err := h.Keys.Current(); return err == nil && s.KID() == kid })
 	after := []string{issue(), issue()}
 	kids := map[string]bool{}
 	for _, raw := range slices.Concat(before, after) {

@@ -1,9 +1,7 @@
 package issuer_test
 
 import (
-	"net/http"
 	"net/url"
-	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +10,7 @@ import (
 	"github.com/valetauth/valet/pkg/config"
 	"github.com/valetauth/valet/pkg/ratelimit/clientlimit"
 	"github.com/valetauth/valet/pkg/ratelimit/clientlimit/clientlimittest"
+	"github.com/valetauth/valet/pkg/servicetest"
 	"github.com/valetauth/valet/pkg/store"
 	"github.com/valetauth/valet/services/issuer"
 )
@@ -48,36 +47,6 @@ func limitedIssuer(t *testing.T, a *authHarness, lim config.Limits, clk *clientl
 	return u, reg
 }
 
-// postFrom posts form to base+path as the client at address xff (none: the
-// peer, 127.0.0.1), with Basic credentials when user is set.
-func (h *harness) postFrom(base, path, xff string, form url.Values, user, pass string) response {
-	h.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, base+path, strings.NewReader(form.Encode()))
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if xff != "" {
-		req.Header.Set("X-Forwarded-For", xff)
-	}
-	if user != "" {
-		req.Header.Set("Authorization", basic(user, pass))
-	}
-	return h.do(req)
-}
-
-func want429(t *testing.T, what string, r response, retryAfter, desc string) {
-	t.Helper()
-	clientlimittest.Want429(t, what, r.Status, r.Header, r.Raw, retryAfter, desc)
-}
-
-func wantStatus(t *testing.T, what string, r response, status int, code string) {
-	t.Helper()
-	if r.Status != status || r.code() != code {
-		t.Fatalf("%s: %d %q, want %d %q: %s", what, r.Status, r.code(), status, code, r.Raw)
-	}
-}
-
 var ccForm = url.Values{"grant_type": {"client_credentials"}}
 
 // TestTokenClientAuthFailureLimit: wrong secrets from one address empty its
@@ -94,22 +63,22 @@ func TestTokenClientAuthFailureLimit(t *testing.T) {
 	const guesser, neighbour = "203.0.113.66", "203.0.113.67"
 
 	for i := range 5 {
-		wantStatus(t, "wrong secret", a.postFrom(u, "/token", guesser, ccForm, clientA, "wrong-"+string(rune('a'+i))), 401, "invalid_client")
+		servicetest.WantStatus(t, "wrong secret", a.postFrom(u, "/token", guesser, ccForm, clientA, "wrong-"+string(rune('a'+i))), 401, "invalid_client")
 	}
-	want429(t, "right secret from the guesser", a.postFrom(u, "/token", guesser, ccForm, clientA, a.secretA), "1", clientlimittest.AddrLimited)
-	want429(t, "device authorization from the guesser", a.postFrom(u, "/device_authorization", guesser,
+	servicetest.Want429(t, "right secret from the guesser", a.postFrom(u, "/token", guesser, ccForm, clientA, a.secretA), "1", clientlimittest.AddrLimited)
+	servicetest.Want429(t, "device authorization from the guesser", a.postFrom(u, "/device_authorization", guesser,
 		url.Values{"client_id": {tvID}, "scope": {"read"}}, "", ""), "1", clientlimittest.AddrLimited)
-	wantStatus(t, "another address", a.postFrom(u, "/token", neighbour, ccForm, clientA, a.secretA), 200, "")
-	wantStatus(t, "the proxy itself", a.postFrom(u, "/token", "", ccForm, clientA, a.secretA), 200, "")
+	servicetest.WantStatus(t, "another address", a.postFrom(u, "/token", neighbour, ccForm, clientA, a.secretA), 200, "")
+	servicetest.WantStatus(t, "the proxy itself", a.postFrom(u, "/token", "", ccForm, clientA, a.secretA), 200, "")
 
 	clk.Advance(999 * time.Millisecond)
-	want429(t, "1ms before the refill", a.postFrom(u, "/token", guesser, ccForm, clientA, a.secretA), "1", clientlimittest.AddrLimited)
+	servicetest.Want429(t, "1ms before the refill", a.postFrom(u, "/token", guesser, ccForm, clientA, a.secretA), "1", clientlimittest.AddrLimited)
 	clk.Advance(time.Millisecond)
-	wantStatus(t, "after the refill", a.postFrom(u, "/token", guesser, ccForm, clientA, a.secretA), 200, "")
+	servicetest.WantStatus(t, "after the refill", a.postFrom(u, "/token", guesser, ccForm, clientA, a.secretA), 200, "")
 	// Successes are not counted: the one token earned is still there for a
 	// wrong secret, which then spends it.
-	wantStatus(t, "one more wrong secret", a.postFrom(u, "/token", guesser, ccForm, clientA, "nope"), 401, "invalid_client")
-	want429(t, "spent again", a.postFrom(u, "/token", guesser, ccForm, clientA, a.secretA), "1", clientlimittest.AddrLimited)
+	servicetest.WantStatus(t, "one more wrong secret", a.postFrom(u, "/token", guesser, ccForm, clientA, "nope"), 401, "invalid_client")
+	servicetest.Want429(t, "spent again", a.postFrom(u, "/token", guesser, ccForm, clientA, a.secretA), "1", clientlimittest.AddrLimited)
 
 	if n := clientlimittest.Limited(t, reg, "token", clientlimit.LimitAuthFailures); n != 3 {
 		t.Fatalf("valet_rate_limited_total{endpoint=token} = %v, want 3", n)
@@ -131,15 +100,15 @@ func TestDeviceAuthorizationClientAuthFailureLimit(t *testing.T) {
 	const guesser = "2001:db8:aa:bb::1"
 	start := url.Values{"client_id": {tvID}, "scope": {"read"}}
 	for range 3 {
-		wantStatus(t, "unknown client", a.postFrom(u, "/device_authorization", guesser,
+		servicetest.WantStatus(t, "unknown client", a.postFrom(u, "/device_authorization", guesser,
 			url.Values{"client_id": {"no-such-tv"}}, "", ""), 401, "invalid_client")
 	}
 	// The same /64 is the same address.
-	want429(t, "same /64", a.postFrom(u, "/device_authorization", "2001:db8:aa:bb::ffff", start, "", ""), "1", clientlimittest.AddrLimited)
-	want429(t, "token from the same /64", a.postFrom(u, "/token", "2001:db8:aa:bb::2", ccForm, clientA, a.secretA), "1", clientlimittest.AddrLimited)
-	wantStatus(t, "another /64", a.postFrom(u, "/device_authorization", "2001:db8:aa:bc::1", start, "", ""), 200, "")
+	servicetest.Want429(t, "same /64", a.postFrom(u, "/device_authorization", "2001:db8:aa:bb::ffff", start, "", ""), "1", clientlimittest.AddrLimited)
+	servicetest.Want429(t, "token from the same /64", a.postFrom(u, "/token", "2001:db8:aa:bb::2", ccForm, clientA, a.secretA), "1", clientlimittest.AddrLimited)
+	servicetest.WantStatus(t, "another /64", a.postFrom(u, "/device_authorization", "2001:db8:aa:bc::1", start, "", ""), 200, "")
 	clk.Advance(time.Second)
-	wantStatus(t, "after the refill", a.postFrom(u, "/device_authorization", guesser, start, "", ""), 200, "")
+	servicetest.WantStatus(t, "after the refill", a.postFrom(u, "/device_authorization", guesser, start, "", ""), 200, "")
 }
 
 // TestTokenClientRequestLimit: with a per-client limit, the (burst+1)-th
@@ -147,7 +116,7 @@ func TestDeviceAuthorizationClientAuthFailureLimit(t *testing.T) {
 // and public clients are not affected; a token is earned back at the rate.
 func TestTokenClientRequestLimit(t *testing.T) {
 	a := newDeviceHarness(t)
-	secretB := a.createClient(store.Client{ID: "svc-b", Type: store.Confidential, GrantTypes: []string{"client_credentials"},
+	secretB := a.CreateClient(store.Client{ID: "svc-b", Type: store.Confidential, GrantTypes: []string{"client_credentials"},
 		Resources: map[string][]string{apiID: {"read"}}, DefaultResource: apiID})
 	a.eventually("svc-b cached", func() bool { _, err := a.cache.Client(t.Context(), "svc-b"); return err == nil })
 	clk := clientlimittest.NewClock()
@@ -156,21 +125,21 @@ func TestTokenClientRequestLimit(t *testing.T) {
 	u, reg := limitedIssuer(t, a, lim, clk)
 
 	for i := range 4 {
-		wantStatus(t, "within the burst "+string(rune('1'+i)), a.postFrom(u, "/token", "", ccForm, clientA, a.secretA), 200, "")
+		servicetest.WantStatus(t, "within the burst "+string(rune('1'+i)), a.postFrom(u, "/token", "", ccForm, clientA, a.secretA), 200, "")
 	}
-	want429(t, "burst+1", a.postFrom(u, "/token", "", ccForm, clientA, a.secretA), "1", clientlimittest.ClientLimited)
-	wantStatus(t, "another client", a.postFrom(u, "/token", "", ccForm, "svc-b", secretB), 200, "")
+	servicetest.Want429(t, "burst+1", a.postFrom(u, "/token", "", ccForm, clientA, a.secretA), "1", clientlimittest.ClientLimited)
+	servicetest.WantStatus(t, "another client", a.postFrom(u, "/token", "", ccForm, "svc-b", secretB), 200, "")
 	for range 6 { // public clients have no per-client budget
-		wantStatus(t, "public client", a.postFrom(u, "/device_authorization", "", url.Values{"client_id": {tvID}, "scope": {"read"}}, "", ""), 200, "")
+		servicetest.WantStatus(t, "public client", a.postFrom(u, "/device_authorization", "", url.Values{"client_id": {tvID}, "scope": {"read"}}, "", ""), 200, "")
 	}
 	// A refused client is not a failed authentication: the address is fine.
 	for range 3 {
-		want429(t, "still limited", a.postFrom(u, "/token", "", ccForm, clientA, a.secretA), "1", clientlimittest.ClientLimited)
+		servicetest.Want429(t, "still limited", a.postFrom(u, "/token", "", ccForm, clientA, a.secretA), "1", clientlimittest.ClientLimited)
 	}
-	wantStatus(t, "another client, same address", a.postFrom(u, "/token", "", ccForm, "svc-b", secretB), 200, "")
+	servicetest.WantStatus(t, "another client, same address", a.postFrom(u, "/token", "", ccForm, "svc-b", secretB), 200, "")
 	clk.Advance(500 * time.Millisecond)
-	wantStatus(t, "a token earned", a.postFrom(u, "/token", "", ccForm, clientA, a.secretA), 200, "")
-	want429(t, "and spent", a.postFrom(u, "/token", "", ccForm, clientA, a.secretA), "1", clientlimittest.ClientLimited)
+	servicetest.WantStatus(t, "a token earned", a.postFrom(u, "/token", "", ccForm, clientA, a.secretA), 200, "")
+	servicetest.Want429(t, "and spent", a.postFrom(u, "/token", "", ccForm, clientA, a.secretA), "1", clientlimittest.ClientLimited)
 	if n := clientlimittest.Limited(t, reg, "token", clientlimit.LimitClientRequests); n != 5 {
 		t.Fatalf("valet_rate_limited_total{limit=client_requests} = %v, want 5", n)
 	}
@@ -187,10 +156,10 @@ func TestTokenDefaultLimitsNeverLimitCorrectClient(t *testing.T) {
 	h := newHarness(t) // the base harness runs with defaultClientLimits
 	for range 10 {
 		r := h.post(ccForm, clientA, "wrong")
-		wantStatus(t, "a neighbour's wrong secret", r, 401, "invalid_client")
+		servicetest.WantStatus(t, "a neighbour's wrong secret", r, 401, "invalid_client")
 	}
-	clientlimittest.AllOK(t, h.url+"/token", ccForm.Encode(), basic(clientA, h.secretA), 8, 40)
-	if n := h.counter("valet_rate_limited_total"); n != 0 {
+	clientlimittest.AllOK(t, h.url+"/token", ccForm.Encode(), servicetest.Basic(clientA, h.secretA), 8, 40)
+	if n := servicetest.Counter(h.t, h.reg, "valet_rate_limited_total"); n != 0 {
 		t.Fatalf("valet_rate_limited_total = %v, want 0", n)
 	}
 }

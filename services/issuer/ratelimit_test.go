@@ -1,12 +1,10 @@
 package issuer_test
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,8 +13,6 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/valetauth/valet/pkg/ratelimit"
-	"github.com/valetauth/valet/pkg/revoke"
-	"github.com/valetauth/valet/pkg/users"
 	"github.com/valetauth/valet/services/issuer"
 )
 
@@ -25,45 +21,23 @@ import (
 // returns its URL.
 func (a *authHarness) replica(t *testing.T, trusted string, lc ratelimit.LoginConfig, l issuer.LoginLimiter) string {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	opt, err := goredis.ParseURL(a.redis.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := goredis.NewClient(opt)
-	t.Cleanup(func() { _ = rdb.Close() })
 	if l == nil {
-		if l, err = ratelimit.NewLogin(rdb, a.redis.Prefix, lc); err != nil {
+		opt, err := goredis.ParseURL(a.Redis.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rdb := goredis.NewClient(opt)
+		t.Cleanup(func() { _ = rdb.Close() })
+		if l, err = ratelimit.NewLogin(rdb, a.Redis.Prefix, lc); err != nil {
 			t.Fatal(err)
 		}
 	}
-	ua, err := users.NewAuthenticator(users.NewRedis(rdb, a.redis.Prefix), users.Params{Memory: 256, Time: 1, Threads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rev, err := revoke.New(revoke.Config{Source: testIssuer, Prefix: a.prefix, Retain: 20 * time.Minute}, a.st, a.pub)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := *a.cfg
 	cfg.Limits.TrustedProxies = trusted
-	svc, err := issuer.New(&cfg, issuer.Deps{
-		Logger: zapNop(nil), Registry: prometheus.NewRegistry(),
-		Store: a.st, Keys: a.keys, Clients: a.cache, Secrets: a.hasher, Clock: a.clock.Now,
-		Grants: a.st, Sessions: a.st, Users: ua, Revoker: rev, Audit: a.pub, LoginLimiter: l,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = svc.Run(ctx) }()
-	addr, _, err := svc.Server().Addrs(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return "http://" + addr.String()
+	deps := a.userDeps(t, prometheus.NewRegistry())
+	deps.LoginLimiter = l
+	_, u := startIssuer(t, &cfg, deps)
+	return u
 }
 
 // tryLogin opens the login page of the replica at base and posts

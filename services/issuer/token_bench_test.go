@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/valetauth/valet/pkg/servicetest"
 )
 
 // discard is a ResponseWriter that keeps the status and drops the body, so
@@ -32,9 +34,9 @@ func BenchmarkTokenClientCredentials(b *testing.B) {
 	cases := []struct {
 		name, body, auth string
 	}{
-		{"basic", "grant_type=client_credentials&scope=read", basic(clientA, h.secretA)},
+		{"basic", "grant_type=client_credentials&scope=read", servicetest.Basic(clientA, h.secretA)},
 		{"post", "grant_type=client_credentials&scope=read&client_id=svc-a&client_secret=" + h.secretA, ""},
-		{"defaults", "grant_type=client_credentials", basic(clientA, h.secretA)},
+		{"defaults", "grant_type=client_credentials", servicetest.Basic(clientA, h.secretA)},
 	}
 	for _, c := range cases {
 		newReq := func() *http.Request {
@@ -80,7 +82,7 @@ func BenchmarkTokenErrors(b *testing.B) {
 	body := url.Values{"grant_type": {"client_credentials"}}.Encode()
 	r, _ := http.NewRequest(http.MethodPost, "/token", nil)
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	r.Header.Set("Authorization", basic(clientA, h.secretA+"x"))
+	r.Header.Set("Authorization", servicetest.Basic(clientA, h.secretA+"x"))
 	w := &discard{h: http.Header{}}
 	b.ReportAllocs()
 	for b.Loop() {

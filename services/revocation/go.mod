@@ -8,7 +8,6 @@ require (
 	github.com/valetauth/valet/pkg v0.0.0
 	github.com/valetauth/valet/pkg/bus v0.0.0
 	github.com/valetauth/valet/pkg/edge v0.0.0
-	github.com/valetauth/valet/pkg/testenv v0.0.0
 	go.uber.org/zap v1.28.0
 )
 
@@ -27,6 +26,7 @@ require (
 	github.com/nats-io/jwt/v2 v2.8.2 // indirect
 	github.com/nats-io/nats-server/v2 v2.15.2 // indirect
 	github.com/segmentio/asm v1.2.1 // indirect
+	github.com/valetauth/valet/pkg/testenv v0.0.0 // indirect
 )
 
 require (
@@ -44,7 +44,7 @@ require (
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
-	github.com/redis/go-redis/v9 v9.23.0
+	github.com/redis/go-redis/v9 v9.23.0 // indirect
 	github.com/valetauth/valet/services/introspection v0.0.0
 	github.com/valyala/bytebufferpool v1.0.0 // indirect
 	github.com/valyala/fasttemplate v1.2.2 // indirect

@@ -1,30 +1,18 @@
 package revocation_test
 
 import (
-	"net/http"
 	"net/url"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/valetauth/valet/pkg/config"
 	"github.com/valetauth/valet/pkg/ratelimit/clientlimit"
 	"github.com/valetauth/valet/pkg/ratelimit/clientlimit/clientlimittest"
+	"github.com/valetauth/valet/pkg/servicetest"
 )
 
 // The per-replica request limits at /revoke (pkg/ratelimit/clientlimit,
 // docs/security.md "Request rate limits"), through the real service.
-
-// limitedHarness is the harness with /revoke behind a trusted proxy at
-// 127.0.0.1 (X-Forwarded-For names the client) and limits from set on clk.
-func limitedHarness(t *testing.T, clk *clientlimittest.Clock, set func(*config.Limits)) *harness {
-	t.Helper()
-	return newHarnessWith(t, func(cfg *config.Config) clientlimit.Limits {
-		cfg.Limits.TrustedProxies = "127.0.0.1"
-		set(&cfg.Limits)
-		return clientlimittest.Limits(t, cfg.Limits, clk)
-	})
-}
 
 // revokeFrom posts a garbage token (200, nothing done, when authenticated)
 // to /revoke from address xff (none: the peer) as user with pass (Basic),
@@ -32,33 +20,8 @@ func limitedHarness(t *testing.T, clk *clientlimittest.Clock, set func(*config.L
 func (h *harness) revokeFrom(xff, user, pass string) response {
 	h.t.Helper()
 	v := url.Values{"token": {"garbage"}}
-	if pass == "" {
-		v.Set("client_id", user)
-	}
-	req, err := http.NewRequest(http.MethodPost, h.revoke, strings.NewReader(v.Encode()))
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if xff != "" {
-		req.Header.Set("X-Forwarded-For", xff)
-	}
-	if pass != "" {
-		req.Header.Set("Authorization", basic(user, pass))
-	}
-	return do(h.t, req)
-}
-
-func want429(t *testing.T, what string, r response, retryAfter, desc string) {
-	t.Helper()
-	clientlimittest.Want429(t, what, r.Status, r.Header, r.Raw, retryAfter, desc)
-}
-
-func wantStatus(t *testing.T, what string, r response, status int, code string) {
-	t.Helper()
-	if r.Status != status || r.code() != code {
-		t.Fatalf("%s: %d %q, want %d %q: %s", what, r.Status, r.code(), status, code, r.Raw)
-	}
+	authz := servicetest.ClientAuth(v, user, pass)
+	return servicetest.PostForm(h.t, h.revoke, v.Encode(), "X-Forwarded-For", xff, "Authorization", authz)
 }
 
 // TestRevokeClientAuthFailureLimit: wrong secrets from one address empty its
@@ -66,18 +29,18 @@ func wantStatus(t *testing.T, what string, r response, status int, code string) 
 // another address is unaffected; after the refill the right secret works.
 func TestRevokeClientAuthFailureLimit(t *testing.T) {
 	clk := clientlimittest.NewClock()
-	h := limitedHarness(t, clk, func(l *config.Limits) { l.ClientAuthFailuresPerSecond, l.ClientAuthFailuresBurst = 2, 4 })
+	h := newHarnessWith(t, servicetest.ProxiedLimits(t, clk, func(l *config.Limits) { l.ClientAuthFailuresPerSecond, l.ClientAuthFailuresBurst = 2, 4 }))
 	const guesser, neighbour = "198.51.100.20", "198.51.100.21"
-	right := h.secrets[clientA]
+	right := h.Secrets[clientA]
 	for range 3 {
-		wantStatus(t, "wrong secret", h.revokeFrom(guesser, clientA, "wrong"), 401, "invalid_client")
+		servicetest.WantStatus(t, "wrong secret", h.revokeFrom(guesser, clientA, "wrong"), 401, "invalid_client")
 	}
-	wantStatus(t, "unknown client", h.revokeFrom(guesser, "nobody", ""), 401, "invalid_client")
-	want429(t, "right secret from the guesser", h.revokeFrom(guesser, clientA, right), "1", clientlimittest.AddrLimited)
-	wantStatus(t, "another address", h.revokeFrom(neighbour, clientA, right), 200, "")
-	wantStatus(t, "the proxy itself", h.revokeFrom("", clientA, right), 200, "")
+	servicetest.WantStatus(t, "unknown client", h.revokeFrom(guesser, "nobody", ""), 401, "invalid_client")
+	servicetest.Want429(t, "right secret from the guesser", h.revokeFrom(guesser, clientA, right), "1", clientlimittest.AddrLimited)
+	servicetest.WantStatus(t, "another address", h.revokeFrom(neighbour, clientA, right), 200, "")
+	servicetest.WantStatus(t, "the proxy itself", h.revokeFrom("", clientA, right), 200, "")
 	clk.Advance(500 * time.Millisecond) // one token at 2/s
-	wantStatus(t, "after the refill", h.revokeFrom(guesser, clientA, right), 200, "")
+	servicetest.WantStatus(t, "after the refill", h.revokeFrom(guesser, clientA, right), 200, "")
 	if n := clientlimittest.Limited(t, h.reg, "revoke", clientlimit.LimitAuthFailures); n != 1 {
 		t.Fatalf("valet_rate_limited_total = %v, want 1", n)
 	}
@@ -88,17 +51,17 @@ func TestRevokeClientAuthFailureLimit(t *testing.T) {
 // limited.
 func TestRevokeClientRequestLimit(t *testing.T) {
 	clk := clientlimittest.NewClock()
-	h := limitedHarness(t, clk, func(l *config.Limits) { l.ClientRequestsPerSecond, l.ClientRequestsBurst = 1, 3 })
+	h := newHarnessWith(t, servicetest.ProxiedLimits(t, clk, func(l *config.Limits) { l.ClientRequestsPerSecond, l.ClientRequestsBurst = 1, 3 }))
 	for range 3 {
-		wantStatus(t, "within the burst", h.revokeFrom("", clientA, h.secrets[clientA]), 200, "")
+		servicetest.WantStatus(t, "within the burst", h.revokeFrom("", clientA, h.Secrets[clientA]), 200, "")
 	}
-	want429(t, "burst+1", h.revokeFrom("", clientA, h.secrets[clientA]), "1", clientlimittest.ClientLimited)
-	wantStatus(t, "another client", h.revokeFrom("", clientB, h.secrets[clientB]), 200, "")
+	servicetest.Want429(t, "burst+1", h.revokeFrom("", clientA, h.Secrets[clientA]), "1", clientlimittest.ClientLimited)
+	servicetest.WantStatus(t, "another client", h.revokeFrom("", clientB, h.Secrets[clientB]), 200, "")
 	for range 5 {
-		wantStatus(t, "public client", h.revokeFrom("", pubClient, ""), 200, "")
+		servicetest.WantStatus(t, "public client", h.revokeFrom("", pubClient, ""), 200, "")
 	}
 	clk.Advance(time.Second)
-	wantStatus(t, "after a second", h.revokeFrom("", clientA, h.secrets[clientA]), 200, "")
+	servicetest.WantStatus(t, "after a second", h.revokeFrom("", clientA, h.Secrets[clientA]), 200, "")
 	if n := clientlimittest.Limited(t, h.reg, "revoke", clientlimit.LimitClientRequests); n != 1 {
 		t.Fatalf("valet_rate_limited_total = %v, want 1", n)
 	}
@@ -109,9 +72,9 @@ func TestRevokeClientRequestLimit(t *testing.T) {
 func TestRevokeDefaultLimitsNeverLimitCorrectClient(t *testing.T) {
 	h := newHarness(t)
 	for range 5 {
-		wantStatus(t, "a neighbour's wrong secret", h.revokeFrom("", clientB, "wrong"), 401, "invalid_client")
+		servicetest.WantStatus(t, "a neighbour's wrong secret", h.revokeFrom("", clientB, "wrong"), 401, "invalid_client")
 	}
-	clientlimittest.AllOK(t, h.revoke, "token=garbage", basic(clientA, h.secrets[clientA]), 4, 50)
+	clientlimittest.AllOK(t, h.revoke, "token=garbage", servicetest.Basic(clientA, h.Secrets[clientA]), 4, 50)
 	if n := clientlimittest.Limited(t, h.reg, "revoke", clientlimit.LimitAuthFailures) + clientlimittest.Limited(t, h.reg, "revoke", clientlimit.LimitClientRequests); n != 0 {
 		t.Fatalf("valet_rate_limited_total = %v, want 0", n)
 	}

@@ -9,7 +9,7 @@ import (
 func TestKeysCommands(t *testing.T) {
 	e := newIssuerEnv(t)
 	inJWKS := func(kid string) bool {
-		b, err := e.keys.JWKS()
+		b, err := e.Keys.JWKS()
 		return err == nil && strings.Contains(string(b), `"`+kid+`"`)
 	}
 	code, out, errOut := cli(t, "keys", "rotate")

@@ -3,35 +3,24 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	goredis "github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
-	"github.com/valetauth/valet/events"
 	"github.com/valetauth/valet/pkg/adminauth"
-	"github.com/valetauth/valet/pkg/bus"
 	"github.com/valetauth/valet/pkg/clients"
 	"github.com/valetauth/valet/pkg/config"
 	"github.com/valetauth/valet/pkg/edge"
 	"github.com/valetauth/valet/pkg/keys"
 	"github.com/valetauth/valet/pkg/revoke"
-	"github.com/valetauth/valet/pkg/secret"
+	"github.com/valetauth/valet/pkg/servicetest"
 	"github.com/valetauth/valet/pkg/store"
-	redisstore "github.com/valetauth/valet/pkg/store/redis"
-	"github.com/valetauth/valet/pkg/testenv"
 	"github.com/valetauth/valet/pkg/token"
 	"github.com/valetauth/valet/services/revocation"
 )
@@ -42,7 +31,7 @@ const cliIssuer = "https://auth.example.test"
 // token endpoint that issues admin tokens signed by a real key ring to the
 // client "ops" (secret opsSecret) and, without the admin scope, to "weak".
 type cliEnv struct {
-	st       *redisstore.Store
+	*servicetest.Env
 	adminURL string
 	tokenURL string
 }
@@ -51,56 +40,12 @@ const opsSecret = "ops-secret-for-tests"
 
 func newCLIEnv(t *testing.T) *cliEnv {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	run := func(fn func(context.Context)) { wg.Add(1); go func() { defer wg.Done(); fn(ctx) }() }
-	e := &cliEnv{}
-	rs := testenv.Redis(t)
-	opt, _ := goredis.ParseURL(rs.URL)
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	block, _ := aes.NewCipher(key)
-	aead, _ := cipher.NewGCM(block)
-	var err error
-	if e.st, err = redisstore.New(ctx, goredis.NewClient(opt), aead, redisstore.WithPrefix(rs.Prefix)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e.st.Close() })
-	ns := testenv.NATS(t)
-	nc, err := nats.Connect(ns.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
-	if err := bus.EnsureStreams(ctx, js, bus.StreamsConfig{Prefix: ns.Prefix, MaxAccessTokenLifetime: 15 * time.Minute}); err != nil {
-		t.Fatal(err)
-	}
-	pub, err := bus.NewPublisher(js, ns.Prefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keks := map[string][]byte{"k": key}
-	ring, _ := keys.NewKEKRing("k", keks)
-	hasher, _ := secret.NewHasher("k", keks)
-	cfg := config.Default()
-	cfg.Dev, cfg.Issuer = true, cliIssuer
+	e := &cliEnv{Env: servicetest.New(t, cliIssuer)}
+	cfg := e.Config()
 	cfg.Services.Revocation = config.Service{PublicURL: "http://revoke.test", Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0"}
-	cfg.NATS.SubjectPrefix = ns.Prefix
-	km, err := keys.New(keys.Config{Source: cliIssuer, Algorithm: keys.ES256, RotationInterval: 24 * time.Hour, PublishLeadTime: time.Second,
-		MaxTokenLifetime: cfg.Tokens.MaxAccessTokenLifetime, ClockSkew: cfg.Tokens.ClockSkew, RefreshInterval: 200 * time.Millisecond},
-		e.st, keys.PublisherFunc(func(ctx context.Context, ev events.Event) error { _, err := pub.Publish(ctx, ev); return err }), ring)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := km.Refresh(ctx); err != nil {
-		t.Fatal(err)
-	}
-	run(func(ctx context.Context) { _ = km.Run(ctx) })
 	// The issuer's part: JWKS and a client-credentials token endpoint.
 	mux := http.NewServeMux()
-	mux.HandleFunc("/jwks.json", func(w http.ResponseWriter, _ *http.Request) { b, _ := km.JWKS(); _, _ = w.Write(b) })
+	mux.HandleFunc("/jwks.json", func(w http.ResponseWriter, _ *http.Request) { b, _ := e.Keys.JWKS(); _, _ = w.Write(b) })
 	mux.HandleFunc("/token", func(w http.ResponseWriter, r *http.Request) {
 		id, sec, _ := r.BasicAuth()
 		_ = r.ParseForm()
@@ -125,7 +70,7 @@ func newCLIEnv(t *testing.T) *cliEnv {
 		now := time.Now().Unix()
 		c, _ := json.Marshal(map[string]any{"iss": cliIssuer, "sub": id, "client_id": id, "aud": adminauth.Audience(cliIssuer),
 			"iat": now, "nbf": now, "exp": now + 300, "jti": jti, "scope": scope})
-		s, _ := km.Current()
+		s, _ := e.Keys.Current()
 		at, _ := s.Sign(keys.TypeAccessToken, c)
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": string(at), "token_type": "Bearer", "expires_in": 300})
@@ -134,27 +79,21 @@ func newCLIEnv(t *testing.T) *cliEnv {
 	t.Cleanup(iss.Close)
 	e.tokenURL = iss.URL + "/token"
 
-	rev, _ := revoke.New(revoke.Config{Source: cliIssuer, Prefix: ns.Prefix, Retain: time.Hour}, e.st, pub)
-	cache, _ := clients.New(e.st, clients.Config{Prefix: ns.Prefix})
-	chk, err := edge.NewChecker(edge.CheckerConfig{Issuer: cliIssuer, JWKSURL: iss.URL + "/jwks.json", MaxTokenLifetime: 15 * time.Minute})
+	rev, err := revoke.New(revoke.Config{Source: cliIssuer, Prefix: e.Prefix, Retain: time.Hour}, e.Store, e.Pub)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := chk.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = chk.Close() })
-	svc, err := revocation.New(&cfg, revocation.Deps{Logger: zap.NewNop(), Registry: prometheus.NewRegistry(),
-		Store: e.st, Revoker: rev, Clients: cache, Secrets: hasher, Checker: chk})
+	cache, err := clients.New(e.Store, clients.Config{Prefix: e.Prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
-	run(func(ctx context.Context) { _ = svc.Run(ctx) })
-	_, adm, err := svc.Server().Addrs(ctx)
+	chk := servicetest.Checker(t, edge.CheckerConfig{Issuer: cliIssuer, JWKSURL: iss.URL + "/jwks.json", MaxTokenLifetime: 15 * time.Minute})
+	svc, err := revocation.New(cfg, revocation.Deps{Logger: zap.NewNop(), Registry: prometheus.NewRegistry(),
+		Store: e.Store, Revoker: rev, Clients: cache, Secrets: e.Hasher, Checker: chk})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.adminURL = "http://" + adm.String()
+	_, e.adminURL = servicetest.Serve(t, svc)
 	return e
 }
 
@@ -210,7 +149,7 @@ func TestRevokeCommands(t *testing.T) {
 		})
 	}
 	// The revocations are in the store.
-	d, err := e.st.DenyState(context.Background(), store.DenyQuery{FID: fid, Subject: "alice", ClientID: "svc-b", JTI: "jti-1"})
+	d, err := e.Store.DenyState(context.Background(), store.DenyQuery{FID: fid, Subject: "alice", ClientID: "svc-b", JTI: "jti-1"})
 	if err != nil || !d.FamilyRevoked || !d.JTIRevoked || d.SubjectCutoff.IsZero() || d.ClientCutoff.IsZero() {
 		t.Fatalf("deny state %+v, %v", d, err)
 	}

@@ -91,7 +91,7 @@ func TestUsersCommands(t *testing.T) {
 
 	// What the login page sees: the last password, the account enabled; the
 	// disable and passwd --revoke left a subject cut-off for alice.
-	ua, err := users.NewAuthenticator(users.NewRedis(e.st.Client(), "valet:"), users.DefaultParams)
+	ua, err := users.NewAuthenticator(users.NewRedis(e.Store.Client(), "valet:"), users.DefaultParams)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestUsersCommands(t *testing.T) {
 	if _, err := ua.Authenticate(ctx, "alice", pw1); err == nil {
 		t.Fatal("alice's first password still works")
 	}
-	d, err := e.st.DenyState(ctx, store.DenyQuery{SubjectType: events.SubjectUser, Subject: got.Subject})
+	d, err := e.Store.DenyState(ctx, store.DenyQuery{SubjectType: events.SubjectUser, Subject: got.Subject})
 	if err != nil || d.SubjectCutoff.IsZero() {
 		t.Fatalf("alice's deny state %+v, %v", d, err)
 	}
