@@ -1,8 +1,11 @@
 // Package boot opens the connections a service's main needs from the
 // configuration: Redis (single, Sentinel or Cluster, with TLS and ACL user)
-// and NATS (credentials, NKey, TLS, endless reconnect). Only cmd/*/main.go and
-// the all-in-one dev server call it; everything else gets its clients through
-// constructors.
+// and NATS (credentials, NKey, TLS, endless reconnect). It also builds, once
+// for every main, the parts they wire alike: the shared dependencies with
+// one cleanup path (Deps), the heartbeat, the revoke primitive and its
+// relay, the client cache, the token checker's configuration and the "nats"
+// readiness check. Only cmd/*/main.go and the all-in-one dev server call it;
+// everything else gets its clients through constructors.
 package boot
 
 import (

@@ -37,17 +37,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 
-	"github.com/valetauth/valet/events"
 	"github.com/valetauth/valet/pkg/boot"
 	"github.com/valetauth/valet/pkg/bootstrap"
 	"github.com/valetauth/valet/pkg/bus"
-	"github.com/valetauth/valet/pkg/clients"
 	"github.com/valetauth/valet/pkg/config"
 	"github.com/valetauth/valet/pkg/cors"
 	pkgedge "github.com/valetauth/valet/pkg/edge"
 	"github.com/valetauth/valet/pkg/keys"
 	"github.com/valetauth/valet/pkg/ratelimit/clientlimit"
-	"github.com/valetauth/valet/pkg/revoke"
 	"github.com/valetauth/valet/pkg/secret"
 	"github.com/valetauth/valet/pkg/server"
 	"github.com/valetauth/valet/pkg/store"
@@ -295,6 +292,8 @@ func newDev(ctx context.Context, o devOptions) (_ *devServer, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// What the key manager, the bootstrap and the admin API publish.
+	publish := boot.PublishFunc(pub)
 
 	// The local user store behind the login page (argon2id, as in
 	// cmd/issuer).
@@ -308,28 +307,13 @@ func newDev(ctx context.Context, o devOptions) (_ *devServer, err error) {
 		return nil, err
 	}
 
-	natsReady := server.Check{Name: "nats", Fn: func(context.Context) error {
-		if s := nc.Status(); s != nats.CONNECTED {
-			return fmt.Errorf("nats %s", s)
-		}
-		return nil
-	}}
+	natsReady := boot.NATSReady(nc)
 	// Each service gets its own registry, served on its own admin
 	// listener, as when they run apart: their metric names overlap.
 	issReg, inReg, revReg, edgeReg := newRegistries()
 
-	km, err := keys.New(keys.Config{
-		Source:           cfg.Issuer,
-		JWKSURI:          cfg.Services.Issuer.URL("/jwks.json"),
-		Algorithm:        cfg.Keys.Algorithm,
-		RotationInterval: cfg.Keys.RotationInterval,
-		PublishLeadTime:  cfg.Keys.PublishLeadTime,
-		MaxTokenLifetime: cfg.Tokens.MaxAccessTokenLifetime,
-		ClockSkew:        cfg.Tokens.ClockSkew,
-	}, d.st, keys.PublisherFunc(func(ctx context.Context, e events.Event) error {
-		_, err := pub.Publish(ctx, e)
-		return err
-	}), ring, keys.WithLogger(d.log.With(zap.String("service", "issuer"))), keys.WithRegisterer(issReg))
+	km, err := keys.New(boot.KeysConfig(cfg), d.st, publish, ring,
+		keys.WithLogger(d.log.With(zap.String("service", "issuer"))), keys.WithRegisterer(issReg))
 	if err != nil {
 		return nil, err
 	}
@@ -338,19 +322,15 @@ func newDev(ctx context.Context, o devOptions) (_ *devServer, err error) {
 	if err := km.Refresh(ctx); err != nil {
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}
-	beat, err := bus.NewHeartbeater(pub, cfg.Issuer, events.Heartbeat{Service: "valet-dev", Instance: boot.InstanceID()},
-		bus.WithHeartbeatInterval(cfg.NATS.HeartbeatInterval),
-		bus.WithHeartbeatErrorHook(func(err error) { d.log.Warn("heartbeat not published", zap.Error(err)) }))
+	beat, err := boot.NewHeartbeater(boot.Env{Config: cfg, Logger: d.log}, pub, "valet-dev")
 	if err != nil {
 		return nil, err
 	}
-	rev, err := revoke.New(revoke.Config{
-		Source: cfg.Issuer, Prefix: cfg.NATS.SubjectPrefix, Retain: cfg.Tokens.ReplayWindow(),
-	}, d.st, pub, revoke.WithLogger(d.log.With(zap.String("service", "revocation"))), revoke.WithRegisterer(revReg))
+	revEnv := boot.Env{Config: cfg, Logger: d.log.With(zap.String("service", "revocation")), Registry: revReg}
+	rev, relay, err := boot.NewRevoker(revEnv, d.st, pub)
 	if err != nil {
 		return nil, err
 	}
-	relay := revoke.NewRelay(rev, time.Second, revReg)
 	if !cfg.Bootstrap.Empty() {
 		// Declared objects (docs/bootstrap.md) are applied as the issuer
 		// applies them, after the demo seed, so a declaration wins.
@@ -360,8 +340,7 @@ func newDev(ctx context.Context, o devOptions) (_ *devServer, err error) {
 		}
 		if _, err := bootstrap.Apply(ctx, spec, bootstrap.Deps{
 			Registry: d.st, Hasher: hasher, Users: d.users, PasswordParams: users.DefaultParams,
-			Publisher: keys.PublisherFunc(func(ctx context.Context, e events.Event) error { _, err := pub.Publish(ctx, e); return err }),
-			Source:    cfg.Issuer, Revoker: rev,
+			Publisher: publish, Source: cfg.Issuer, Revoker: rev,
 			Logger: d.log.With(zap.String("component", "bootstrap")), Registerer: issReg,
 		}); err != nil {
 			return nil, fmt.Errorf("declarative bootstrap not applied (docs/bootstrap.md): %w", err)
@@ -369,24 +348,15 @@ func newDev(ctx context.Context, o devOptions) (_ *devServer, err error) {
 	}
 	// One client cache serves the three services that authenticate
 	// clients; its metrics are the issuer's.
-	cache, err := clients.New(d.st, clients.Config{
-		Prefix:         cfg.NATS.SubjectPrefix,
-		StalenessBound: cfg.Services.Edge.StalenessBound,
-	}, clients.WithLogger(d.log), clients.WithRegisterer(issReg))
+	cache, err := boot.NewClientCache(boot.Env{Config: cfg, Logger: d.log, Registry: issReg}, d.st)
 	if err != nil {
 		return nil, err
 	}
 	// The checker of introspection and revocation fetches the issuer's
 	// JWKS: Run starts it once the issuer listens.
-	if d.chk, err = pkgedge.NewChecker(pkgedge.CheckerConfig{
-		Issuer:           cfg.Issuer,
-		JWKSURL:          cfg.Services.Issuer.URL("/jwks.json"),
-		MaxTokenLifetime: cfg.Tokens.MaxAccessTokenLifetime,
-		ClockSkew:        cfg.Tokens.ClockSkew,
-		HTTPClient:       hc,
-		JetStream:        d.js,
-		SubjectPrefix:    cfg.NATS.SubjectPrefix,
-	}); err != nil {
+	ccfg := boot.CheckerConfig(cfg, d.js)
+	ccfg.HTTPClient = hc
+	if d.chk, err = pkgedge.NewChecker(ccfg); err != nil {
 		return nil, err
 	}
 	chk := d.chk
@@ -420,10 +390,7 @@ func newDev(ctx context.Context, o devOptions) (_ *devServer, err error) {
 		// with the printed admin client.
 		Admin: &issuer.AdminDeps{
 			Store: d.st, Checker: chk, Revoker: rev, Keys: km, Hasher: hasher, Cache: cache, Users: ua,
-			Publisher: keys.PublisherFunc(func(ctx context.Context, e events.Event) error {
-				_, err := pub.Publish(ctx, e)
-				return err
-			}),
+			Publisher: publish,
 		},
 		Ready: []server.Check{natsReady},
 	})
@@ -594,10 +561,7 @@ func (d *devServer) startup(ctx context.Context) error {
 		}
 		addrs[s.name] = [2]net.Addr{pub, adm}
 	}
-	cctx, cancelStart := context.WithTimeout(ctx, 30*time.Second)
-	err := d.chk.Start(cctx)
-	cancelStart()
-	if err != nil {
+	if err := boot.StartChecker(ctx, d.chk.Start); err != nil {
 		d.log.Warn("JWKS not fetched yet; retrying in the background", zap.Error(err))
 	}
 	hc := &http.Client{Timeout: 2 * time.Second}

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/valetauth/valet/pkg/boot"
@@ -51,12 +50,7 @@ func build(_ context.Context, env boot.Env) (boot.Runner, error) {
 	svc, err := edge.New(cfg, edge.Deps{
 		Logger: env.Logger, Registry: env.Registry,
 		JetStream: js, Audience: audience, Policy: policy,
-		Ready: []server.Check{{Name: "nats", Fn: func(context.Context) error {
-			if s := nc.Status(); s != nats.CONNECTED {
-				return fmt.Errorf("nats %s", s)
-			}
-			return nil
-		}}},
+		Ready: []server.Check{boot.NATSReady(nc)},
 	})
 	if err != nil {
 		nc.Close()

@@ -10,28 +10,22 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"runtime/debug"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
 
-	"github.com/valetauth/valet/events"
 	"github.com/valetauth/valet/pkg/boot"
 	"github.com/valetauth/valet/pkg/bootstrap"
 	"github.com/valetauth/valet/pkg/bus"
-	"github.com/valetauth/valet/pkg/clients"
 	"github.com/valetauth/valet/pkg/cors"
 	"github.com/valetauth/valet/pkg/edge"
 	"github.com/valetauth/valet/pkg/keys"
 	"github.com/valetauth/valet/pkg/ratelimit"
 	"github.com/valetauth/valet/pkg/ratelimit/clientlimit"
-	"github.com/valetauth/valet/pkg/revoke"
-	"github.com/valetauth/valet/pkg/secret"
 	"github.com/valetauth/valet/pkg/server"
 	"github.com/valetauth/valet/pkg/users"
 	"github.com/valetauth/valet/services/issuer"
@@ -62,16 +56,15 @@ func tuneGC() {
 const bootstrapTimeout = 2 * time.Minute
 
 // build opens every dependency of the issuer and returns it ready to run.
-func build(ctx context.Context, env boot.Env) (boot.Runner, error) {
+func build(ctx context.Context, env boot.Env) (_ boot.Runner, err error) {
 	cfg, log := env.Config, env.Logger
-	if cfg.Redis.URL == "" || cfg.NATS.URL == "" {
-		return nil, errors.New("issuer: redis.url and nats.url are required (the embedded stand-ins run only inside `valet dev`)")
+	if err := boot.RequireServers(cfg, "issuer"); err != nil {
+		return nil, err
 	}
 	// The bootstrap section's references are read first, so that a missing
 	// secret stops the start before anything is opened.
 	var spec bootstrap.Spec
 	if !cfg.Bootstrap.Empty() {
-		var err error
 		if spec, err = bootstrap.Resolve(cfg, nil); err != nil {
 			return nil, fmt.Errorf("declarative bootstrap refused (docs/bootstrap.md):\n%w", err)
 		}
@@ -84,113 +77,64 @@ func build(ctx context.Context, env boot.Env) (boot.Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	hasher, err := secret.NewHasher(active, keks)
+	d, err := boot.OpenKEKs(ctx, env, "issuer", active, keks)
 	if err != nil {
 		return nil, err
 	}
-	aead, err := boot.SuccessorAEAD(keks[active])
+	defer d.CloseOnError(&err)
+	st, hasher, rdb := d.Store, d.Hasher, d.Store.Client()
+	pub, err := bus.NewPublisher(d.JetStream, cfg.NATS.SubjectPrefix)
 	if err != nil {
 		return nil, err
 	}
+	// What the key manager, the bootstrap and the admin API publish.
+	publish := boot.PublishFunc(pub)
 
-	st, err := boot.Store(ctx, cfg, aead, log)
+	km, err := keys.New(boot.KeysConfig(cfg), st, publish, ring, keys.WithLogger(log), keys.WithRegisterer(env.Registry))
 	if err != nil {
 		return nil, err
 	}
-	nc, js, err := boot.JetStream(ctx, cfg, "valet-issuer")
+	beat, err := boot.NewHeartbeater(env, pub, "issuer")
 	if err != nil {
-		_ = st.Close()
 		return nil, err
 	}
-	closeAll := func() { nc.Close(); _ = st.Close() }
-	rdb := st.Client()
-	pub, err := bus.NewPublisher(js, cfg.NATS.SubjectPrefix)
+	rev, relay, err := boot.NewRevoker(env, st, pub)
 	if err != nil {
-		closeAll()
 		return nil, err
 	}
-
-	km, err := keys.New(keys.Config{
-		Source:           cfg.Issuer,
-		JWKSURI:          cfg.Services.Issuer.URL("/jwks.json"),
-		Algorithm:        cfg.Keys.Algorithm,
-		RotationInterval: cfg.Keys.RotationInterval,
-		PublishLeadTime:  cfg.Keys.PublishLeadTime,
-		MaxTokenLifetime: cfg.Tokens.MaxAccessTokenLifetime,
-		ClockSkew:        cfg.Tokens.ClockSkew,
-	}, st, keys.PublisherFunc(func(ctx context.Context, e events.Event) error {
-		_, err := pub.Publish(ctx, e)
-		return err
-	}), ring, keys.WithLogger(log), keys.WithRegisterer(env.Registry))
+	cache, err := boot.NewClientCache(env, st)
 	if err != nil {
-		closeAll()
-		return nil, err
-	}
-	beat, err := bus.NewHeartbeater(pub, cfg.Issuer, events.Heartbeat{Service: "issuer", Instance: boot.InstanceID()},
-		bus.WithHeartbeatInterval(cfg.NATS.HeartbeatInterval),
-		bus.WithHeartbeatErrorHook(func(err error) { log.Warn("heartbeat not published", zap.Error(err)) }))
-	if err != nil {
-		closeAll()
-		return nil, err
-	}
-	rev, err := revoke.New(revoke.Config{
-		Source: cfg.Issuer, Prefix: cfg.NATS.SubjectPrefix, Retain: cfg.Tokens.ReplayWindow(),
-	}, st, pub, revoke.WithLogger(log), revoke.WithRegisterer(env.Registry))
-	if err != nil {
-		closeAll()
-		return nil, err
-	}
-	relay := revoke.NewRelay(rev, time.Second, env.Registry)
-	cache, err := clients.New(st, clients.Config{
-		Prefix:         cfg.NATS.SubjectPrefix,
-		StalenessBound: cfg.Services.Edge.StalenessBound,
-	}, clients.WithLogger(log), clients.WithRegisterer(env.Registry))
-	if err != nil {
-		closeAll()
 		return nil, err
 	}
 	// CORS allow-list: every enabled public client's origins, re-read from
 	// the registry every few seconds; empty until the first read.
 	origins, err := cors.NewRegistry(st, cors.WithLogger(log))
 	if err != nil {
-		closeAll()
 		return nil, err
 	}
 
 	// The admin API's tokens are checked by the edge's own code, against
 	// this replica's key ring served in-process (issuer.LocalJWKS).
-	chk, err := edge.NewChecker(edge.CheckerConfig{
-		Issuer:           cfg.Issuer,
-		JWKSURL:          cfg.Services.Issuer.URL("/jwks.json"),
-		MaxTokenLifetime: cfg.Tokens.MaxAccessTokenLifetime,
-		ClockSkew:        cfg.Tokens.ClockSkew,
-		HTTPClient:       &http.Client{Transport: issuer.LocalJWKS(km), Timeout: 10 * time.Second},
-		// In-process and cheap: a revoked key stops admitting admin tokens
-		// within seconds, and a key activated by `valet keys rotate
-		// --immediate` is learnt on its first token.
-		RefreshInterval:    5 * time.Second,
-		UnknownKIDInterval: 10 * time.Millisecond,
-		JetStream:          js,
-		SubjectPrefix:      cfg.NATS.SubjectPrefix,
-	})
+	ccfg := boot.CheckerConfig(cfg, d.JetStream)
+	ccfg.HTTPClient = &http.Client{Transport: issuer.LocalJWKS(km), Timeout: 10 * time.Second}
+	// In-process and cheap: a revoked key stops admitting admin tokens
+	// within seconds, and a key activated by `valet keys rotate
+	// --immediate` is learnt on its first token.
+	ccfg.RefreshInterval, ccfg.UnknownKIDInterval = 5*time.Second, 10*time.Millisecond
+	chk, err := edge.NewChecker(ccfg)
 	if err != nil {
-		closeAll()
 		return nil, err
 	}
-	sctx, cancelStart := context.WithTimeout(ctx, 30*time.Second)
-	err = chk.Start(sctx)
-	cancelStart()
-	if err != nil {
+	if err := boot.StartChecker(ctx, chk.Start); err != nil {
 		// The key ring loads when Run starts; the checker retries.
 		log.Debug("admin token checker: keys not loaded yet", zap.Error(err))
 	}
-	closeAll = func() { _ = chk.Close(); nc.Close(); _ = st.Close() }
+	d.OnClose(chk)
 
 	// Users live in the same Redis, under the same prefix (pkg/users).
 	userStore := users.NewRedis(rdb, cfg.Redis.KeyPrefix)
 	ua, err := users.NewAuthenticator(userStore, users.DefaultParams)
 	if err != nil {
-		closeAll()
 		return nil, err
 	}
 	// Declarative bootstrap: the declared records are in the store, as
@@ -201,16 +145,11 @@ func build(ctx context.Context, env boot.Env) (boot.Runner, error) {
 		bctx, cancel := context.WithTimeout(ctx, bootstrapTimeout)
 		_, err := bootstrap.Apply(bctx, spec, bootstrap.Deps{
 			Registry: st, Hasher: hasher, Users: userStore, PasswordParams: users.DefaultParams,
-			Publisher: keys.PublisherFunc(func(ctx context.Context, e events.Event) error {
-				_, err := pub.Publish(ctx, e)
-				return err
-			}),
-			Source: cfg.Issuer, Revoker: rev,
+			Publisher: publish, Source: cfg.Issuer, Revoker: rev,
 			Logger: log.With(zap.String("component", "bootstrap")), Registerer: env.Registry,
 		})
 		cancel()
 		if err != nil {
-			closeAll()
 			return nil, fmt.Errorf("declarative bootstrap not applied (docs/bootstrap.md): %w", err)
 		}
 	}
@@ -219,14 +158,12 @@ func build(ctx context.Context, env boot.Env) (boot.Runner, error) {
 		AccountFailures: cfg.Limits.LoginFailuresPerAccount, AddrFailures: cfg.Limits.LoginFailuresPerIP,
 	})
 	if err != nil {
-		closeAll()
 		return nil, err
 	}
 	// Request limits at /token and /device_authorization: in this
 	// replica's memory, never a Redis round trip on the hot path.
 	clientLimits, err := clientlimit.FromConfig(cfg.Limits)
 	if err != nil {
-		closeAll()
 		return nil, err
 	}
 	svc, err := issuer.New(cfg, issuer.Deps{
@@ -235,39 +172,25 @@ func build(ctx context.Context, env boot.Env) (boot.Runner, error) {
 		Grants: st, Sessions: st, Users: ua, Revoker: rev, Audit: pub, LoginLimiter: limiter,
 		ClientLimits: clientLimits,
 		Admin: &issuer.AdminDeps{
-			Store: st, Checker: chk, Revoker: rev, Keys: km, Hasher: hasher, Cache: cache,
-			Publisher: keys.PublisherFunc(func(ctx context.Context, e events.Event) error {
-				_, err := pub.Publish(ctx, e)
-				return err
-			}),
+			Store: st, Checker: chk, Revoker: rev, Keys: km, Hasher: hasher, Cache: cache, Publisher: publish,
 		},
-		Ready: []server.Check{{Name: "nats", Fn: func(context.Context) error {
-			if s := nc.Status(); s != nats.CONNECTED {
-				return fmt.Errorf("nats %s", s)
-			}
-			return nil
-		}}},
+		Ready: []server.Check{boot.NATSReady(d.NATS)},
 	})
 	if err != nil {
-		closeAll()
 		return nil, err
 	}
 	return &boot.Service{
 		Serve: svc.Run,
-		Close: closeAll,
+		Close: d.Close,
 		Background: []func(context.Context){
 			func(ctx context.Context) { _ = km.Run(ctx) },
 			// Key events of other replicas and `valet keys revoke` refresh the
 			// ring at once, not at the next refresh interval.
-			func(ctx context.Context) { _ = km.Follow(ctx, js, cfg.NATS.SubjectPrefix) },
+			func(ctx context.Context) { _ = km.Follow(ctx, d.JetStream, cfg.NATS.SubjectPrefix) },
 			func(ctx context.Context) { _ = beat.Run(ctx) },
 			func(ctx context.Context) { relay.Run(ctx) },
 			origins.Run,
-			func(ctx context.Context) {
-				if err := cache.Run(ctx, js); err != nil {
-					log.Error("client cache stopped; lookups read the store", zap.Error(err))
-				}
-			},
+			boot.FollowClients(cache, d.JetStream, log),
 		},
 	}, nil
 }
