@@ -143,6 +143,73 @@ func TestDenyStateShrinksAfterSweep(t *testing.T) {
 	}
 }
 
+func TestDenyStateReserve(t *testing.T) {
+	at := time.Unix(1_800_000_000, 0)
+	tests := []struct {
+		name string
+		// held are jtis already in the deny state; n is what reserve is
+		// asked for.
+		held, n int
+		// wantPeak is the reservation recorded in a shard that was empty.
+		wantPeak int
+	}{
+		{"a replay's reservation", 0, 256 * 1000, 1000},
+		{"too small to matter", 0, 256 * 10, 0},
+		{"held shards keep their maps", 5000, 256 * 1000, 1000},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDenyState(0, time.Hour)
+			for i := range tc.held {
+				d.addJTI(hashJTI(fmt.Sprint("held-", i)), at.Unix()+1000)
+			}
+			before := make([]int, jtiShards)
+			for i := range d.jtis {
+				before[i] = d.jtis[i].peak
+			}
+			d.reserve(tc.n)
+			for i := range d.jtis {
+				s := &d.jtis[i]
+				want := before[i]
+				if len(s.m) == 0 {
+					want = max(want, tc.wantPeak)
+				}
+				if s.peak != want {
+					t.Fatalf("shard %d (%d held): peak %d, want %d", i, len(s.m), s.peak, want)
+				}
+			}
+			if got := d.sizes().JTIs; got != tc.held {
+				t.Fatalf("%d jtis after reserve, want %d", got, tc.held)
+			}
+			for i := range tc.held {
+				if d.denied(hashJTI(fmt.Sprint("held-", i)), "", "s", "c", 0) != "jti" {
+					t.Fatalf("held jti %d lost by reserve", i)
+				}
+			}
+		})
+	}
+}
+
+func TestDenyStateReleasesAnUnusedReservation(t *testing.T) {
+	at := time.Unix(1_800_000_000, 0)
+	d := newDenyState(0, time.Hour)
+	d.reserve(1 << 20)
+	// A replay of mostly other events: a few jtis, far below a quarter of
+	// the reservation.
+	for i := range 1000 {
+		d.addJTI(hashJTI(fmt.Sprint(i)), at.Unix()+1000)
+	}
+	d.sweep(at)
+	for i := range d.jtis {
+		if s := &d.jtis[i]; s.peak > 64 {
+			t.Fatalf("shard %d kept its reservation: peak %d with %d jtis", i, s.peak, len(s.m))
+		}
+	}
+	if got := d.sizes().JTIs; got != 1000 {
+		t.Fatalf("%d jtis after the sweep, want 1000", got)
+	}
+}
+
 func TestTokenCacheIsBounded(t *testing.T) {
 	c := newTokenCache(cacheShards * 4)
 	now := int64(1_800_000_000)

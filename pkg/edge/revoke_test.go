@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -136,6 +137,43 @@ func TestReplayOnStart(t *testing.T) {
 	for _, tk := range []string{tok, famTok} {
 		if err := rejectedWith(v, tk, edge.ErrRevoked); err != nil {
 			t.Fatal(err)
+		}
+	}
+	mustVerify(t, v, sign(t, e.key, claims()))
+}
+
+// TestReplayOfManyRevocations replays enough revocations that the edge
+// reserves its deny state up front, and checks that every one of them, and
+// the live ones after them, is applied.
+func TestReplayOfManyRevocations(t *testing.T) {
+	const n = 20_000 // above the 64 per shard below which nothing is reserved
+	e := newEnv(t)
+	exp := time.Now().Add(time.Hour).Unix()
+	evs := make([]events.Event, 0, n)
+	for i := range n {
+		jti := "replayed-" + strconv.Itoa(i)
+		ev, err := events.New(events.DeterministicID(events.TypeTokenRevoked, jti), testIssuer, time.Now(), &events.TokenRevoked{JTI: jti, Exp: exp})
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, ev)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := e.pub.PublishBatch(ctx, evs); err != nil {
+		t.Fatalf("PublishBatch: %v", err)
+	}
+	v := e.startEdge(t)
+	e.publish(t, &events.TokenRevoked{JTI: "live-1", Exp: exp})
+	eventually(t, func() error {
+		if got := v.Status().Deny.JTIs; got != n+1 {
+			return fmt.Errorf("deny state holds %d jtis, want %d", got, n+1)
+		}
+		return nil
+	})
+	for _, jti := range []string{"replayed-0", "replayed-" + strconv.Itoa(n/2), "replayed-" + strconv.Itoa(n-1), "live-1"} {
+		if err := rejectedWith(v, sign(t, e.key, with(claims(), "jti", jti)), edge.ErrRevoked); err != nil {
+			t.Fatalf("%s: %v", jti, err)
 		}
 	}
 	mustVerify(t, v, sign(t, e.key, claims()))

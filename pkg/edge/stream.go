@@ -27,6 +27,9 @@ type run struct {
 	// applied an event with nothing pending behind it: at that moment the
 	// projection held every event the stream held. 0 means never.
 	lastCurrent atomic.Int64
+	// started is set by the applier once it applied this run's first
+	// event; only the applier reads it.
+	started bool
 }
 
 // follower keeps one stream's projection fed: it runs a bus.Consumer, and

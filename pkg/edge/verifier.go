@@ -389,7 +389,12 @@ func (v *Verifier) current(now time.Time) bool {
 }
 
 // applyRevocation is the revocation stream's handler.
-func (v *Verifier) applyRevocation(e events.Event, _ bus.Meta, r *run) {
+func (v *Verifier) applyRevocation(e events.Event, m bus.Meta, r *run) {
+	if !r.started {
+		// The first event of a replay says how many follow it.
+		r.started = true
+		v.deny.reserve(int(min(m.Pending, maxReserve)) + 1)
+	}
 	if v.deny.apply(e, v.now()) && v.obs.OnRevocationApplied != nil {
 		v.obs.OnRevocationApplied(e.Type, e.Time, !r.ready.Load())
 	}
