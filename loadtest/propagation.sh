@@ -11,6 +11,10 @@
 #   loadtest/propagation.sh              # full run (about 3–4 minutes on 2 cores)
 #   loadtest/propagation.sh -quick       # under a minute
 #   loadtest/propagation.sh -edges 16 -phases burst -burst 20000
+#   loadtest/propagation.sh -phases replay -replay-runs 10 -replay-compare /tmp/before -replay-hogs 1
+#       # the replay alone, ten fresh edges over one stream, every second one
+#       # the edge of another build (go build -o /tmp/before ./cmd/propagation
+#       # at the commit to compare with), each beside one CPU hog
 #
 # Every argument goes to the program (-h lists the flags).
 set -euo pipefail

@@ -6,12 +6,14 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/valetauth/valet/events"
 	"github.com/valetauth/valet/pkg/bus"
+	"github.com/valetauth/valet/pkg/testenv"
 )
 
 // BenchmarkPublishBatch measures pipelined publishing with every ack awaited,
@@ -67,12 +69,60 @@ func replayEvents(b *testing.B) int {
 	return 1_000_000
 }
 
+// replayOptions are the consumer options BenchmarkReplay tries, from
+// BUS_PULL_BATCH (messages,bytes) and BUS_DECODERS; none by default.
+func replayOptions(b *testing.B) []bus.ConsumerOption {
+	b.Helper()
+	var opts []bus.ConsumerOption
+	if s := os.Getenv("BUS_PULL_BATCH"); s != "" {
+		m, by, ok := strings.Cut(s, ",")
+		msgs, err1 := strconv.Atoi(m)
+		bytes, err2 := strconv.Atoi(by)
+		if !ok || err1 != nil || err2 != nil {
+			b.Fatalf("BUS_PULL_BATCH=%q: want messages,bytes", s)
+		}
+		opts = append(opts, bus.WithPullBatch(msgs, bytes))
+	}
+	if s := os.Getenv("BUS_DECODERS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			b.Fatalf("BUS_DECODERS=%q: want a count", s)
+		}
+		opts = append(opts, bus.WithDecoders(n))
+	}
+	return opts
+}
+
+// serverPID is the process id of the separate nats-server at NATS_URL, from
+// NATS_PID, so that BenchmarkReplay reports the server's CPU per event apart
+// from the consumer's; 0 when unset.
+func serverPID(b *testing.B) int {
+	b.Helper()
+	s := os.Getenv("NATS_PID")
+	if s == "" {
+		return 0
+	}
+	if os.Getenv("NATS_URL") == "" {
+		b.Fatal("NATS_PID names a separate server: set NATS_URL too")
+	}
+	pid, err := strconv.Atoi(s)
+	if err != nil || pid < 1 {
+		b.Fatalf("NATS_PID=%q: want a process id", s)
+	}
+	if _, err := testenv.ProcessCPUOf(pid); err != nil {
+		b.Fatalf("NATS_PID=%d: %v", pid, err)
+	}
+	return pid
+}
+
 // BenchmarkReplay measures an edge's rebuild: a stream of small revocation
 // events replayed from the start into a consumer until it is caught up, with
 // the process's peak heap in use and CPU time (both include the embedded NATS
-// server's; run with NATS_URL for the consumer's alone).
+// server's; run with NATS_URL for the consumer's alone, and NATS_PID for the
+// separate server's CPU per event beside it).
 func BenchmarkReplay(b *testing.B) {
 	n := replayEvents(b)
+	pid := serverPID(b)
 	e := newEnv(b, bus.StreamsConfig{})
 	ctx := context.Background()
 	const chunk = 10_000
@@ -106,6 +156,7 @@ func BenchmarkReplay(b *testing.B) {
 		peak    atomic.Uint64
 		elapsed time.Duration
 		cpu     time.Duration
+		srvCPU  time.Duration
 		runs    int
 	)
 	for b.Loop() {
@@ -115,14 +166,15 @@ func BenchmarkReplay(b *testing.B) {
 				applied.Add(1)
 			}
 			return nil
-		})
+		}, replayOptions(b)...)
 		if err != nil {
 			b.Fatal(err)
 		}
 		stopSampling := sampleHeap(&peak)
 		runCtx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
-		start, cpu0 := time.Now(), processCPU()
+		srv0 := serverCPU(b, pid)
+		start, cpu0 := time.Now(), testenv.ProcessCPU()
 		go func() { done <- c.Run(runCtx) }()
 		select {
 		case <-c.Ready():
@@ -130,7 +182,8 @@ func BenchmarkReplay(b *testing.B) {
 			b.Fatalf("Run returned during replay: %v", err)
 		}
 		elapsed += time.Since(start)
-		cpu += processCPU() - cpu0
+		cpu += testenv.ProcessCPU() - cpu0
+		srvCPU += serverCPU(b, pid) - srv0
 		runs++
 		cancel()
 		<-done
@@ -146,7 +199,24 @@ func BenchmarkReplay(b *testing.B) {
 	// CPU per event is steadier than wall time on a shared box; with the
 	// embedded server it includes the server's work.
 	b.ReportMetric(float64(cpu.Microseconds())/float64(runs*n), "cpu-µs/event")
+	if pid != 0 {
+		b.ReportMetric(float64(srvCPU.Microseconds())/float64(runs*n), "server-cpu-µs/event")
+	}
 	b.ReportMetric(float64(base.HeapInuse)/(1<<20), "base-heap-MiB")
+}
+
+// serverCPU returns the CPU time the separate server pid has used, or 0 when
+// pid is 0.
+func serverCPU(b *testing.B, pid int) time.Duration {
+	b.Helper()
+	if pid == 0 {
+		return 0
+	}
+	d, err := testenv.ProcessCPUOf(pid)
+	if err != nil {
+		b.Fatalf("server CPU: %v", err)
+	}
+	return d
 }
 
 // sampleHeap records the peak HeapInuse into peak until the returned func is

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/valetauth/valet/pkg/servicetest"
+	"github.com/valetauth/valet/pkg/testenv"
 )
 
 // benchIntrospect runs the handler in-process (no network) over tokens, with
@@ -36,7 +37,7 @@ func benchIntrospect(b *testing.B, n int) {
 		do(body)
 	}
 	b.ReportAllocs()
-	cpu := processCPU()
+	cpu := testenv.ProcessCPU()
 	i := 0
 	for b.Loop() {
 		do(bodies[i%n])
@@ -49,7 +50,7 @@ func benchIntrospect(b *testing.B, n int) {
 // shared with other work it varies far less than ns/op. redis-server's CPU
 // is not included.
 func reportCPU(b *testing.B, cpu time.Duration) {
-	if used := processCPU() - cpu; used > 0 && b.N > 0 {
+	if used := testenv.ProcessCPU() - cpu; used > 0 && b.N > 0 {
 		b.ReportMetric(float64(used.Microseconds())/float64(b.N), "cpu-µs/op")
 	}
 }
@@ -72,7 +73,7 @@ func BenchmarkIntrospectParallel(b *testing.B) {
 	srv := h.svc.Server().Public
 	b.ReportAllocs()
 	b.SetParallelism(16)
-	cpu := processCPU()
+	cpu := testenv.ProcessCPU()
 	defer func() { reportCPU(b, cpu) }()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {

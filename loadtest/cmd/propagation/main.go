@@ -19,9 +19,14 @@
 //     then starts a fresh edge in a child process (so that its heap holds
 //     the edge and its NATS client only, not the embedded server) and times
 //     Start → current; it reports events/s, the peak heap, the heap the
-//     deny state keeps per revoked jti, and the CPU time per event of the
-//     edge and (embedded) of the server, each in its own process, with CPU
-//     profiles of both under -replay-profile.
+//     deny state keeps per revoked jti, the edge's garbage collections, and
+//     the CPU time per event of the edge and of the server (embedded, or a
+//     separate one named by -nats-pid), each in its own process, with CPU
+//     profiles of both under -replay-profile. -replay-runs replays the one
+//     stream several times, -replay-compare alternates them with another
+//     build's edge (before/after on the same stream and server), and
+//     -replay-hogs keeps cores busy meanwhile, as other work on a shared box
+//     does.
 //
 // For each revocation the instant its 200 arrives is recorded, and at each
 // edge the instant Verify first returns ErrRevoked for that token (see
@@ -32,6 +37,8 @@
 //
 //	go run ./cmd/propagation            # full: 200/s for 10 s, burst 10,000, replay 1,000,000
 //	go run ./cmd/propagation -quick     # under a minute
+//	go build -o /tmp/before ./cmd/propagation   # at the commit to compare with, then at yours:
+//	go run ./cmd/propagation -phases replay -replay-runs 10 -replay-compare /tmp/before [-replay-hogs 1]
 package main
 
 import (
@@ -59,6 +66,7 @@ import (
 
 	"github.com/valetauth/valet/events"
 	"github.com/valetauth/valet/pkg/bus"
+	"github.com/valetauth/valet/pkg/testenv"
 )
 
 type options struct {
@@ -72,6 +80,15 @@ type options struct {
 	profileDir string
 	phases     map[string]bool
 	wait       time.Duration
+	// replayRuns replays the one published stream this many times;
+	// replayCompare, when set, is another build of this program whose
+	// child takes every second run, for an A/B on the same stream and
+	// server; replayHogs CPU hogs run beside each replay; natsPID is the
+	// separate server's process, for its CPU time.
+	replayRuns    int
+	replayCompare string
+	replayHogs    int
+	natsPID       int
 }
 
 func main() {
@@ -96,9 +113,14 @@ func main() {
 		wait     = flag.Duration("wait", 60*time.Second, "how long to wait for every edge to reject after the last 200")
 		redisURL = flag.String("redis", os.Getenv("REDIS_URL"), "Redis URL (default $REDIS_URL; empty: start redis-server)")
 		natsURL  = flag.String("nats", os.Getenv("NATS_URL"), "NATS URL with JetStream (default $NATS_URL; empty: embedded server)")
+		natsPID  = flag.Int("nats-pid", 0, "replay phase: process id of the separate server at -nats, for its CPU time per event")
+		runs     = flag.Int("replay-runs", 1, "replay phase: replays of the one published stream, each by a fresh edge")
+		compare  = flag.String("replay-compare", "", "replay phase: another build of this program whose edge takes every second run (A/B on one stream)")
+		hogs     = flag.Int("replay-hogs", 0, "replay phase: CPU hogs (sh -c 'while :; do :; done') running beside each replay")
 	)
 	flag.Parse()
-	o := options{rate: *rate, duration: *duration, burst: *burst, workers: *workers, replay: *replay, publishers: max(1, *pubs), profileDir: *profile, wait: *wait, phases: map[string]bool{}}
+	o := options{rate: *rate, duration: *duration, burst: *burst, workers: *workers, replay: *replay, publishers: max(1, *pubs), profileDir: *profile, wait: *wait, phases: map[string]bool{},
+		replayRuns: max(1, *runs), replayCompare: *compare, replayHogs: max(0, *hogs), natsPID: *natsPID}
 	if *quick {
 		set := map[string]bool{}
 		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -386,10 +408,97 @@ func collect(kind string, gws []*gateway, p *phase, s *sender, start time.Time, 
 }
 
 // replayPhase publishes o.replay token.revoked events, then has a child
-// process start a fresh edge over the stream and report. With the server
-// embedded, this process's CPU time while the child replays is the
-// server's (plus the relay's and heartbeater's, idle here).
+// process start a fresh edge over the stream and report, o.replayRuns times
+// over the same stream. With the server embedded, this process's CPU time
+// while the child replays is the server's (plus the relay's and
+// heartbeater's, idle here); with a separate server, -nats-pid gives it.
 func replayPhase(ctx context.Context, c *cluster, o options, embedded bool) error {
+	if err := publishReplay(ctx, c, o); err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	fmt.Println()
+	fmt.Println("Edge rebuild by replay (fresh edge in a child process, Start → current)")
+	if o.replayHogs > 0 {
+		fmt.Printf("  each replay runs beside %d CPU hog(s): sh -c 'while :; do :; done'\n", o.replayHogs)
+	}
+	fmt.Printf("%-6s %-5s %-10s %-10s %-9s %-9s %-10s %-10s %-9s %-4s %-11s %-11s\n",
+		"build", "load", "events", "time", "events/s", "peak heap", "kept heap", "bytes/jti", "peak RSS", "GCs", "edge µs/ev", "server µs/ev")
+	var sums [2]struct {
+		runs          int
+		nanos, edge   int64
+		server        int64
+		serverUnknown bool
+	}
+	for i := range o.replayRuns {
+		bin, label := self, "this"
+		if o.replayCompare != "" && i%2 == 1 {
+			bin, label = o.replayCompare, "other"
+		}
+		profileDir := ""
+		if o.profileDir != "" && i == 0 {
+			profileDir = o.profileDir
+		}
+		load := testenv.LoadAverage()
+		rr, serverCPU, err := replayOnce(c, o, bin, profileDir, embedded)
+		if err != nil {
+			return err
+		}
+		perEvent := func(d time.Duration) float64 {
+			return float64(d.Nanoseconds()) / 1e3 / float64(max(rr.Applied, 1))
+		}
+		srv := "?"
+		if serverCPU >= 0 {
+			srv = fmt.Sprintf("%.2f", perEvent(serverCPU))
+		}
+		fmt.Printf("%-6s %-5s %-10d %-10s %-9.0f %-9s %-10s %-10.1f %-9s %-4d %-11.2f %-11s\n",
+			label, load, rr.Applied, time.Duration(rr.Nanos).Round(time.Millisecond), float64(rr.Applied)/time.Duration(rr.Nanos).Seconds(),
+			mib(rr.PeakHeap), mib(rr.KeptHeap), rr.BytesPerJTI, mib(rr.PeakRSS), rr.GCs, perEvent(time.Duration(rr.CPUNanos)), srv)
+		k := i % 2
+		if o.replayCompare == "" {
+			k = 0
+		}
+		sums[k].runs++
+		sums[k].nanos += rr.Nanos / int64(max(rr.Applied, 1))
+		sums[k].edge += rr.CPUNanos / int64(max(rr.Applied, 1))
+		if serverCPU >= 0 {
+			sums[k].server += serverCPU.Nanoseconds() / int64(max(rr.Applied, 1))
+		} else {
+			sums[k].serverUnknown = true
+		}
+	}
+	fmt.Println("  peak heap: largest HeapAlloc sampled every 20 ms during the replay; kept heap: HeapAlloc after GC minus before")
+	fmt.Println("  the edge was created; bytes/jti: kept heap / jtis in the deny state; GCs: the edge's garbage collections,")
+	fmt.Println("  Start → current; load: 1-minute load average at the start")
+	fmt.Println("  edge µs/ev: the edge process's CPU time, Start → current, per event; server µs/ev: the server's CPU time over")
+	fmt.Println("  the child's whole life, per event (embedded: this process's; separate: -nats-pid's)")
+	for k, label := range []string{"this", "other"} {
+		s := sums[k]
+		if s.runs < 2 && o.replayCompare == "" {
+			break
+		}
+		if s.runs == 0 {
+			continue
+		}
+		srv := "?"
+		if !s.serverUnknown {
+			srv = fmt.Sprintf("%.2f", float64(s.server)/float64(s.runs)/1e3)
+		}
+		fmt.Printf("  mean of %d %s run(s): %.2f s per 1M events, edge %.2f µs/event, server %s µs/event\n",
+			s.runs, label, float64(s.nanos)/float64(s.runs)*1e6/1e9, float64(s.edge)/float64(s.runs)/1e3, srv)
+	}
+	if o.profileDir != "" {
+		fmt.Printf("  CPU profiles of the first run in %s: edge.pprof, server.pprof\n", o.profileDir)
+	}
+	return nil
+}
+
+// publishReplay publishes o.replay token.revoked events on the revocation
+// stream.
+func publishReplay(ctx context.Context, c *cluster, o options) error {
 	n, publishers := o.replay, o.publishers
 	fmt.Printf("\nreplay: publishing %d token.revoked events with bus.PublishBatch...\n", n)
 	exp := time.Now().Add(10 * time.Minute).Unix()
@@ -450,38 +559,62 @@ func replayPhase(ctx context.Context, c *cluster, o options, embedded bool) erro
 	}
 	pubTime := time.Since(start)
 	fmt.Printf("replay: published %d in %s (%.0f events/s)\n", n, pubTime.Round(time.Millisecond), float64(n)/pubTime.Seconds())
+	return nil
+}
 
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
+// replayOnce runs bin as the replay child, beside o.replayHogs CPU hogs, and
+// returns its report and the server's CPU time over the child's life (-1
+// when unknown: a separate server without -nats-pid).
+func replayOnce(c *cluster, o options, bin, profileDir string, embedded bool) (replayResult, time.Duration, error) {
 	args := []string{"-replay-child",
 		"-nats", c.natsURL, "-prefix", c.prefix, "-jwks", c.jwksURL,
-		"-max-life", c.maxLife.String(), "-want", strconv.Itoa(n)}
-	if o.profileDir != "" {
-		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
-			return err
+		"-max-life", c.maxLife.String(), "-want", strconv.Itoa(o.replay)}
+	if profileDir != "" {
+		if err := os.MkdirAll(profileDir, 0o755); err != nil {
+			return replayResult{}, 0, err
 		}
-		args = append(args, "-cpuprofile", filepath.Join(o.profileDir, "edge.pprof"))
-		f, err := os.Create(filepath.Join(o.profileDir, "server.pprof"))
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
+		args = append(args, "-cpuprofile", filepath.Join(profileDir, "edge.pprof"))
+		if embedded {
+			f, err := os.Create(filepath.Join(profileDir, "server.pprof"))
+			if err != nil {
+				return replayResult{}, 0, err
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return replayResult{}, 0, err
+			}
+			defer pprof.StopCPUProfile()
 		}
 	}
-	cmd := exec.Command(self, args...)
-	cmd.Stderr = os.Stderr
-	cpu0 := processCPU()
-	outb, err := cmd.Output()
-	serverCPU := processCPU() - cpu0
-	if o.profileDir != "" {
-		pprof.StopCPUProfile()
-	}
+	hogs, err := startHogs(o.replayHogs)
+	defer stopHogs(hogs)
 	if err != nil {
-		return fmt.Errorf("replay child: %w", err)
+		return replayResult{}, 0, err
+	}
+	serverCPU := func() time.Duration {
+		if embedded {
+			return testenv.ProcessCPU()
+		}
+		if o.natsPID == 0 {
+			return -1
+		}
+		d, err := testenv.ProcessCPUOf(o.natsPID)
+		if err != nil {
+			return -1
+		}
+		return d
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stderr = os.Stderr
+	cpu0 := serverCPU()
+	outb, err := cmd.Output()
+	cpu1 := serverCPU()
+	if err != nil {
+		return replayResult{}, 0, fmt.Errorf("replay child %s: %w", bin, err)
+	}
+	srv := time.Duration(-1)
+	if cpu0 >= 0 && cpu1 >= 0 {
+		srv = cpu1 - cpu0
 	}
 	var rr replayResult
 	line := strings.TrimSpace(string(outb))
@@ -489,28 +622,31 @@ func replayPhase(ctx context.Context, c *cluster, o options, embedded bool) erro
 		line = line[i+1:]
 	}
 	if err := json.Unmarshal([]byte(line), &rr); err != nil {
-		return fmt.Errorf("replay child said %q: %w", outb, err)
+		return replayResult{}, 0, fmt.Errorf("replay child said %q: %w", outb, err)
 	}
-	fmt.Println()
-	fmt.Println("Edge rebuild by replay (fresh edge in a child process, Start → current)")
-	fmt.Printf("%-12s %-10s %-12s %-14s %-14s %-14s %-12s\n", "events", "jtis", "time", "events/s", "peak heap", "kept heap", "bytes/jti")
-	fmt.Printf("%-12d %-10d %-12s %-14.0f %-14s %-14s %-12.1f\n",
-		rr.Applied, rr.JTIs, time.Duration(rr.Nanos).Round(time.Millisecond), float64(rr.Applied)/time.Duration(rr.Nanos).Seconds(),
-		mib(rr.PeakHeap), mib(rr.KeptHeap), rr.BytesPerJTI)
-	fmt.Printf("  peak heap: largest HeapAlloc sampled every 20 ms during the replay; kept heap: HeapAlloc after GC minus before\n")
-	fmt.Printf("  the edge was created; bytes/jti: kept heap / jtis in the deny state (process peak RSS %s)\n", mib(rr.PeakRSS))
-	perEvent := func(d time.Duration) string {
-		return fmt.Sprintf("%.2f µs/event", float64(d.Nanoseconds())/1e3/float64(max(rr.Applied, 1)))
+	return rr, srv, nil
+}
+
+// startHogs starts n processes that each keep a core busy, as other work on
+// a shared box does.
+func startHogs(n int) ([]*exec.Cmd, error) {
+	var hogs []*exec.Cmd
+	for range n {
+		h := exec.Command("sh", "-c", "while :; do :; done")
+		if err := h.Start(); err != nil {
+			return hogs, fmt.Errorf("CPU hog: %w", err)
+		}
+		hogs = append(hogs, h)
 	}
-	fmt.Printf("  CPU: edge process %s (%s, Start → current)", time.Duration(rr.CPUNanos).Round(time.Millisecond), perEvent(time.Duration(rr.CPUNanos)))
-	if embedded {
-		fmt.Printf(", embedded server %s (%s, the child's whole life)", serverCPU.Round(time.Millisecond), perEvent(serverCPU))
+	return hogs, nil
+}
+
+// stopHogs kills and reaps the hogs startHogs started.
+func stopHogs(hogs []*exec.Cmd) {
+	for _, h := range hogs {
+		_ = h.Process.Kill()
+		_ = h.Wait()
 	}
-	fmt.Println()
-	if o.profileDir != "" {
-		fmt.Printf("  CPU profiles in %s: edge.pprof, server.pprof\n", o.profileDir)
-	}
-	return nil
 }
 
 func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }

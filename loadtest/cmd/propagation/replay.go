@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/valetauth/valet/pkg/edge"
+	"github.com/valetauth/valet/pkg/testenv"
 )
 
 // replayResult is what the replay child reports, as one JSON line.
@@ -30,6 +31,7 @@ type replayResult struct {
 	BytesPerJTI float64 `json:"bytes_per_jti"` // KeptHeap / JTIs
 	PeakRSS     uint64  `json:"peak_rss"`      // VmHWM
 	CPUNanos    int64   `json:"cpu_nanos"`     // this process's CPU time, Start → current
+	GCs         uint32  `json:"gcs"`           // garbage collections, Start → current
 }
 
 // replayChild starts one fresh edge over the cluster's streams and reports
@@ -95,7 +97,9 @@ func replayChild(args []string) error {
 		}
 	}
 	ctx := context.Background()
-	start, cpu0 := time.Now(), processCPU()
+	var gc0 runtime.MemStats
+	runtime.ReadMemStats(&gc0)
+	start, cpu0 := time.Now(), testenv.ProcessCPU()
 	v, err := edge.New(edge.Config{
 		Issuer: issuer, Audience: audience, JWKSURL: *jwksURL, JetStream: js, MaxTokenLifetime: *maxLife,
 	}, edge.WithSubjectPrefix(*prefix), edge.WithStalenessBound(time.Minute))
@@ -108,7 +112,9 @@ func replayChild(args []string) error {
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	err = v.WaitCurrent(wctx)
 	cancel()
-	took, cpu := time.Since(start), processCPU()-cpu0
+	took, cpu := time.Since(start), testenv.ProcessCPU()-cpu0
+	var gc1 runtime.MemStats
+	runtime.ReadMemStats(&gc1)
 	if *cpuProfile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -127,7 +133,7 @@ func replayChild(args []string) error {
 	runtime.ReadMemStats(&after)
 	r := replayResult{
 		Nanos: took.Nanoseconds(), Applied: st.Revocations.Applied, JTIs: st.Deny.JTIs,
-		PeakHeap: peak.Load(), PeakRSS: vmHWM(), CPUNanos: cpu.Nanoseconds(),
+		PeakHeap: peak.Load(), PeakRSS: vmHWM(), CPUNanos: cpu.Nanoseconds(), GCs: gc1.NumGC - gc0.NumGC,
 	}
 	if after.HeapAlloc > base.HeapAlloc {
 		r.KeptHeap = after.HeapAlloc - base.HeapAlloc

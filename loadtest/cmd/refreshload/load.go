@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/valetauth/valet/loadtest/internal/codeflow"
+	"github.com/valetauth/valet/pkg/testenv"
 )
 
 // results are what the workers saw, merged.
@@ -68,7 +69,7 @@ func attack(ctx context.Context, o options, chains []string) *results {
 	from, end := start.Add(o.warmup), start.Add(o.warmup+o.duration)
 	var cpu0 atomic.Int64 // this process's CPU time when the measured window opens; -1 before
 	cpu0.Store(-1)
-	cpuTimer := time.AfterFunc(o.warmup, func() { cpu0.Store(int64(cpuTime())) })
+	cpuTimer := time.AfterFunc(o.warmup, func() { cpu0.Store(int64(testenv.ProcessCPU())) })
 	ws := make([]*worker, len(chains))
 	var wg sync.WaitGroup
 	for i, tok := range chains {
@@ -85,7 +86,7 @@ func attack(ctx context.Context, o options, chains []string) *results {
 	cpuTimer.Stop()
 	r := &results{measured: o.duration, failures: map[string]int{}, chains: len(chains)}
 	if c := cpu0.Load(); c >= 0 {
-		r.generator = cpuTime() - time.Duration(c)
+		r.generator = testenv.ProcessCPU() - time.Duration(c)
 	}
 	if now := time.Now(); now.Before(end) { // interrupted, or every chain broke
 		r.measured = max(now.Sub(from), 0)
@@ -224,15 +225,6 @@ func transportError(err error) string {
 		return "connection reset"
 	}
 	return err.Error()
-}
-
-// cpuTime returns this process's user and system CPU time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // percentile returns the nearest-rank p-th percentile of sorted.

@@ -13,11 +13,11 @@ import (
 	"context"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/valetauth/valet/pkg/store/conformance"
+	"github.com/valetauth/valet/pkg/testenv"
 )
 
 // meter measures CPU per operation on both sides, which the load of other
@@ -36,7 +36,7 @@ type evalStats struct{ calls, usec float64 }
 
 func startMeter(b *testing.B, s *Store) *meter {
 	b.Helper()
-	m := &meter{b: b, s: s, client: processCPU(b)}
+	m := &meter{b: b, s: s, client: testenv.ProcessCPU()}
 	m.server, m.evals = serverStats(b, s)
 	return m
 }
@@ -45,7 +45,7 @@ func startMeter(b *testing.B, s *Store) *meter {
 func (m *meter) report() {
 	m.b.Helper()
 	m.b.StopTimer()
-	client := processCPU(m.b) - m.client
+	client := testenv.ProcessCPU() - m.client
 	server, evals := serverStats(m.b, m.s)
 	n := float64(m.b.N)
 	m.b.ReportMetric(float64(client.Microseconds())/n, "client-µs/op")
@@ -60,14 +60,6 @@ func (m *meter) report() {
 // report) to a shared benchmark body.
 func meterOn(s *Store) conformance.Meter {
 	return func(b *testing.B) func() { return startMeter(b, s).report }
-}
-
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // serverStats reads Redis's CPU seconds and the EVALSHA/EVAL counters.
