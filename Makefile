@@ -26,12 +26,14 @@ unit-test:
 	@for m in $(MODULES); do echo "test $$m"; (cd $$m && go test $(GOTESTFLAGS) ./...); done
 
 ## deps-check: events imports only the standard library; pkg/edge's module graph
-## holds no Redis, bbolt or echo, so gateways embedding it never inherit them.
+## holds no Redis, bbolt or echo, so gateways embedding it never inherit them;
+## every module's go.mod and go.sum are tidy.
 deps-check:
 	@bad=$$(cd events && go list -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}' ./... | grep -v '^github.com/valetauth/valet/events' || true); \
 	 if [ -n "$$bad" ]; then echo "events imports non-standard packages:"; echo "$$bad"; exit 1; fi
 	@bad=$$(cd pkg/edge && GOWORK=off GOFLAGS=-mod=mod go mod graph | grep -E 'redis/go-redis|go-redis/redis|go\.etcd\.io/bbolt|boltdb|labstack/echo' || true); \
 	 if [ -n "$$bad" ]; then echo "pkg/edge module graph pulls in forbidden modules:"; echo "$$bad"; exit 1; fi
+	@for m in $(MODULES); do (cd $$m && GOWORK=off go mod tidy -diff >/dev/null) || { echo "$$m: go.mod/go.sum not tidy (run make tidy):"; (cd $$m && GOWORK=off go mod tidy -diff); exit 1; }; done
 	@echo "deps-check ok"
 
 ## build: every service binary into bin/.

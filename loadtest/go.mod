@@ -80,3 +80,5 @@ require (
 )
 
 replace github.com/valetauth/valet/services/revocation => ../services/revocation
+
+replace github.com/valetauth/valet/services/introspection => ../services/introspection

@@ -12,6 +12,7 @@ require (
 	github.com/valetauth/valet/pkg v0.0.0
 	github.com/valetauth/valet/pkg/bus v0.0.0
 	github.com/valetauth/valet/pkg/edge v0.0.0
+	github.com/valetauth/valet/pkg/testenv v0.0.0
 	go.uber.org/zap v1.28.0
 )
 
@@ -41,7 +42,6 @@ require (
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/segmentio/asm v1.2.1 // indirect
-	github.com/valetauth/valet/pkg/testenv v0.0.0 // indirect
 	github.com/valyala/bytebufferpool v1.0.0 // indirect
 	github.com/valyala/fasttemplate v1.2.2 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
