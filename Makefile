@@ -44,7 +44,7 @@ build:
 
 ## bench: Go benchmarks of every module (prints figures; not part of test).
 bench:
-	@for m in $(MODULES); do (cd $$m && go test $(BENCHFLAGS) ./...) | grep -E '^(Benchmark|ok|FAIL|---|goos|cpu|pkg)' || true; done
+	@for m in $(MODULES); do (cd $$m && go test $(BENCHFLAGS) ./...) | grep -E '^(Benchmark|ok|FAIL|---|goos|cpu|pkg|    )' || true; done
 
 ## loadtest: the load generators under loadtest/ against a locally started cluster.
 loadtest:

@@ -17,6 +17,7 @@ import (
 	"github.com/valetauth/valet/pkg/clients"
 	"github.com/valetauth/valet/pkg/config"
 	"github.com/valetauth/valet/pkg/keys"
+	"github.com/valetauth/valet/pkg/ratelimit/clientlimit"
 	"github.com/valetauth/valet/pkg/revoke"
 	"github.com/valetauth/valet/pkg/servicetest"
 	"github.com/valetauth/valet/pkg/store"
@@ -66,6 +67,12 @@ type harness struct {
 // invoice:read at billing, default api, lifetime 10m).
 func newHarness(t testing.TB) *harness {
 	t.Helper()
+	return newHarnessLimited(t, defaultClientLimits(t)) // as cmd/issuer: a correct client is never limited
+}
+
+// newHarnessLimited is newHarness with the issuer's request limits lim.
+func newHarnessLimited(t testing.TB, lim clientlimit.Limits) *harness {
+	t.Helper()
 	// Only a *testing.T may log from background goroutines: F and B get a
 	// no-op logger.
 	log := zap.NewNop()
@@ -87,7 +94,7 @@ func newHarness(t testing.TB) *harness {
 	h.svc, h.url = startIssuer(t, h.cfg, issuer.Deps{
 		Logger: log, Registry: h.reg,
 		Store: h.Store, Keys: h.Keys, Clients: h.cache, Secrets: h.Hasher, Clock: h.clock.Now,
-		ClientLimits: defaultClientLimits(t), // as cmd/issuer: a correct client is never limited
+		ClientLimits: lim,
 	})
 
 	h.CreateResourceServers(

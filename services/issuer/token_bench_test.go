@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/valetauth/valet/pkg/config"
+	"github.com/valetauth/valet/pkg/ratelimit/clientlimit"
+	"github.com/valetauth/valet/pkg/ratelimit/clientlimit/clientlimittest"
 	"github.com/valetauth/valet/pkg/servicetest"
 )
 
@@ -74,24 +77,50 @@ func BenchmarkTokenClientCredentials(b *testing.B) {
 	}
 }
 
-// BenchmarkTokenErrors is the cost of a refusal (wrong secret): no
-// signature, one MAC.
+// BenchmarkTokenErrors is the cost of a refusal (wrong secret): with the
+// failure limit off, 401 after one MAC and no signature; with the default
+// limit, past its burst, 429 before any authentication, which is what a
+// flood of wrong secrets from one address meets.
 func BenchmarkTokenErrors(b *testing.B) {
-	h := newHarness(b)
-	handler := h.svc.Server().Public
-	body := url.Values{"grant_type": {"client_credentials"}}.Encode()
-	r, _ := http.NewRequest(http.MethodPost, "/token", nil)
-	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	r.Header.Set("Authorization", servicetest.Basic(clientA, h.secretA+"x"))
-	w := &discard{h: http.Header{}}
-	b.ReportAllocs()
-	for b.Loop() {
-		r.Body = readCloser{strings.NewReader(body)}
-		clear(w.h)
-		handler.ServeHTTP(w, r)
-		if w.code != 401 {
-			b.Fatalf("status %d", w.code)
-		}
+	unlimited := config.Default().Limits
+	unlimited.ClientAuthFailuresPerSecond = 0
+	// The limited issuer's clock stands still: no refill lets a 401 through.
+	clk := clientlimittest.NewClock()
+	for _, c := range []struct {
+		name   string
+		limits clientlimit.Limits
+		want   int
+	}{
+		{"401-unlimited", clientlimittest.Limits(b, unlimited, clk), http.StatusUnauthorized},
+		{"429-limited", clientlimittest.Limits(b, config.Default().Limits, clk), http.StatusTooManyRequests},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			h := newHarnessLimited(b, c.limits)
+			handler := h.svc.Server().Public
+			body := url.Values{"grant_type": {"client_credentials"}}.Encode()
+			r, _ := http.NewRequest(http.MethodPost, "/token", nil)
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			r.Header.Set("Authorization", servicetest.Basic(clientA, h.secretA+"x"))
+			r.RemoteAddr = "192.0.2.7:40000"
+			w := &discard{h: http.Header{}}
+			if c.want == http.StatusTooManyRequests {
+				// Spend the burst first: the figure is the steady 429.
+				for w.code != c.want {
+					r.Body = readCloser{strings.NewReader(body)}
+					clear(w.h)
+					handler.ServeHTTP(w, r)
+				}
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				r.Body = readCloser{strings.NewReader(body)}
+				clear(w.h)
+				handler.ServeHTTP(w, r)
+				if w.code != c.want {
+					b.Fatalf("status %d, want %d", w.code, c.want)
+				}
+			}
+		})
 	}
 }
 
