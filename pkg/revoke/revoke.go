@@ -72,10 +72,13 @@ func WithClock(now func() time.Time) Option { return func(r *Revoker) { r.now = 
 // WithLogger sets the logger.
 func WithLogger(l *zap.Logger) Option { return func(r *Revoker) { r.log = l } }
 
-// WithRegisterer registers the primitive's metrics.
+// WithRegisterer registers the primitive's metrics on reg; nil registers
+// nothing, as for NewRelay and the client cache.
 func WithRegisterer(reg prometheus.Registerer) Option {
 	return func(r *Revoker) {
-		reg.MustRegister(r.revocations, r.pending)
+		if reg != nil {
+			reg.MustRegister(r.revocations, r.pending)
+		}
 	}
 }
 

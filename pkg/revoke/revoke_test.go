@@ -378,3 +378,16 @@ func TestCluster(t *testing.T) {
 		t.Run(name, func(t *testing.T) { body(t, newClusterEnv(t)) })
 	}
 }
+
+// TestNilRegistererRegistersNothing: a service built without a metrics
+// registry (boot.NewRevoker with Env.Registry nil) starts rather than
+// panicking, as NewRelay and the client cache already did.
+func TestNilRegistererRegistersNothing(t *testing.T) {
+	cfg := revoke.Config{Source: "https://issuer.example.test", Prefix: "valet", Retain: time.Minute}
+	if _, err := revoke.New(cfg, nil, nil, revoke.WithRegisterer(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if r := revoke.NewRelay(nil, time.Second, nil); r == nil {
+		t.Fatal("NewRelay(nil registry) = nil")
+	}
+}
