@@ -192,14 +192,7 @@ func run(ctx context.Context, o options) error {
 	}
 
 	reg := prometheus.NewRegistry()
-	km, err := keys.New(keys.Config{
-		Source: cfg.Issuer, Algorithm: cfg.Keys.Algorithm,
-		RotationInterval: cfg.Keys.RotationInterval, PublishLeadTime: cfg.Keys.PublishLeadTime,
-		MaxTokenLifetime: cfg.Tokens.MaxAccessTokenLifetime, ClockSkew: cfg.Tokens.ClockSkew,
-	}, st, keys.PublisherFunc(func(ctx context.Context, e events.Event) error {
-		_, err := pub.Publish(ctx, e)
-		return err
-	}), ring, keys.WithLogger(logger))
+	km, err := keys.New(boot.KeysConfig(&cfg), st, boot.PublishFunc(pub), ring, keys.WithLogger(logger))
 	if err != nil {
 		return err
 	}
@@ -228,15 +221,9 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	chk, err := edge.NewChecker(edge.CheckerConfig{
-		Issuer:           cfg.Issuer,
-		JWKSURL:          cfg.Services.Issuer.URL("/jwks.json"),
-		MaxTokenLifetime: cfg.Tokens.MaxAccessTokenLifetime,
-		ClockSkew:        cfg.Tokens.ClockSkew,
-		JetStream:        js,
-		SubjectPrefix:    prefix,
-		Observer:         introspection.CheckerObserver(logger),
-	})
+	chkCfg := boot.CheckerConfig(&cfg, js)
+	chkCfg.Observer = introspection.CheckerObserver(logger)
+	chk, err := edge.NewChecker(chkCfg)
 	if err != nil {
 		return err
 	}
