@@ -185,7 +185,28 @@ func (h *authorizationCode) handle(ctx context.Context, req *tokenRequest) (issu
 		g.t.met.pkceFailures.Inc()
 		return issued{}, oautherr.ErrInvalidGrant.WithDescription("The code_verifier does not match the code challenge.")
 	}
-	rs, err := g.t.clients.ResourceServer(ctx, code.Resource)
+	return g.issueRedeemed(ctx, req, p.FID, grantAuthorizationCode, "authorization code", redeemed{
+		subject: code.Subject, scopes: code.Scopes, resource: code.Resource, authTime: code.AuthTime,
+	})
+}
+
+// redeemed is what a redeemed code granted: whom, what and when the user
+// authenticated.
+type redeemed struct {
+	subject  string
+	scopes   []string
+	resource string
+	authTime time.Time
+}
+
+// issueRedeemed finishes a redeemed user grant, an authorization code or an
+// approved device code (named by what in errors): the resource must still be
+// registered; the refresh family starts when the client may refresh, and is
+// refused as revoked when a reuse of the code got there first; the access
+// token carries the family's fid, so that revoking the family kills it.
+func (g *userGrants) issueRedeemed(ctx context.Context, req *tokenRequest, fid, grant, what string, r redeemed) (issued, error) {
+	cl := req.client
+	rs, err := g.t.clients.ResourceServer(ctx, r.resource)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return issued{}, oautherr.ErrInvalidTarget.WithDescription("The resource is no longer registered.")
@@ -194,28 +215,28 @@ func (h *authorizationCode) handle(ctx context.Context, req *tokenRequest) (issu
 	}
 	var refresh string
 	if clientMay(cl, grantRefreshToken) {
-		rt, err := token.New(token.KindRefresh, p.FID)
+		rt, err := token.New(token.KindRefresh, fid)
 		if err != nil {
 			return issued{}, oautherr.ErrServerError.WithCause(err)
 		}
 		fam := store.RefreshFamily{
-			FID: p.FID, ClientID: cl.ID, Subject: code.Subject, SubjectType: events.SubjectUser,
-			Scopes: code.Scopes, Resource: code.Resource, Grant: grantAuthorizationCode,
-			AuthTime: code.AuthTime, CreatedAt: req.now, IdleTimeout: g.idle,
+			FID: fid, ClientID: cl.ID, Subject: r.subject, SubjectType: events.SubjectUser,
+			Scopes: r.scopes, Resource: r.resource, Grant: grant,
+			AuthTime: r.authTime, CreatedAt: req.now, IdleTimeout: g.idle,
 			AbsoluteExpiresAt: req.now.Add(g.absolute), Generation: 1, Public: cl.Type == store.Public,
 		}
 		switch err := g.grants.CreateFamily(ctx, fam, rt.Hash); {
 		case errors.Is(err, store.ErrRevoked), errors.Is(err, store.ErrAlreadyExists):
-			return issued{}, oautherr.ErrInvalidGrant.WithDescription("The authorization code was revoked.")
+			return issued{}, oautherr.ErrInvalidGrant.WithDescription("The %s was revoked.", what)
 		case err != nil:
 			return issued{}, unavailable("The token store is temporarily unavailable.", err)
 		}
 		refresh = rt.Value
-		g.publishAudit(&events.FamilyCreated{FID: p.FID, Subject: code.Subject, ClientID: cl.ID, Grant: grantAuthorizationCode})
+		g.publishAudit(&events.FamilyCreated{FID: fid, Subject: r.subject, ClientID: cl.ID, Grant: grant})
 	}
-	req.subject, req.fid = code.Subject, p.FID
-	req.scope = appendScopes(req.scope[:0], code.Scopes)
-	res, err := g.t.mint(req, code.Resource, g.t.lifetime(cl, rs))
+	req.subject, req.fid = r.subject, fid
+	req.scope = appendScopes(req.scope[:0], r.scopes)
+	res, err := g.t.mint(req, r.resource, g.t.lifetime(cl, rs))
 	res.refreshToken = refresh
 	return res, err
 }

@@ -81,37 +81,7 @@ func (h *deviceGrant) handle(ctx context.Context, req *tokenRequest) (issued, er
 		return issued{}, oautherr.ErrServerError
 	}
 	code := res.Code
-	rs, err := g.t.clients.ResourceServer(ctx, code.Resource)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return issued{}, oautherr.ErrInvalidTarget.WithDescription("The resource is no longer registered.")
-	case err != nil:
-		return issued{}, unavailable("The resource registry is temporarily unavailable.", err)
-	}
-	var refresh string
-	if clientMay(cl, grantRefreshToken) {
-		rt, err := token.New(token.KindRefresh, p.FID)
-		if err != nil {
-			return issued{}, oautherr.ErrServerError.WithCause(err)
-		}
-		fam := store.RefreshFamily{
-			FID: p.FID, ClientID: cl.ID, Subject: code.Subject, SubjectType: events.SubjectUser,
-			Scopes: code.Scopes, Resource: code.Resource, Grant: grantDeviceCode,
-			AuthTime: code.AuthTime, CreatedAt: req.now, IdleTimeout: g.idle,
-			AbsoluteExpiresAt: req.now.Add(g.absolute), Generation: 1, Public: cl.Type == store.Public,
-		}
-		switch err := g.grants.CreateFamily(ctx, fam, rt.Hash); {
-		case errors.Is(err, store.ErrRevoked), errors.Is(err, store.ErrAlreadyExists):
-			return issued{}, oautherr.ErrInvalidGrant.WithDescription("The device code was revoked.")
-		case err != nil:
-			return issued{}, unavailable("The token store is temporarily unavailable.", err)
-		}
-		refresh = rt.Value
-		g.publishAudit(&events.FamilyCreated{FID: p.FID, Subject: code.Subject, ClientID: cl.ID, Grant: grantDeviceCode})
-	}
-	req.subject, req.fid = code.Subject, p.FID
-	req.scope = appendScopes(req.scope[:0], code.Scopes)
-	out, err := g.t.mint(req, code.Resource, g.t.lifetime(cl, rs))
-	out.refreshToken = refresh
-	return out, err
+	return g.issueRedeemed(ctx, req, p.FID, grantDeviceCode, "device code", redeemed{
+		subject: code.Subject, scopes: code.Scopes, resource: code.Resource, authTime: code.AuthTime,
+	})
 }
