@@ -1,8 +1,9 @@
+//go:build linux
+
 package testenv
 
 import (
 	"os"
-	"runtime"
 	"testing"
 	"time"
 )
@@ -11,9 +12,6 @@ import (
 // a busy loop that runs until ProcessCPU has grown by 100 ms (however busy
 // the box) must show in /proc as well, and ProcessCPU must grow at all.
 func TestCPUMeters(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("the meters read /proc")
-	}
 	self0 := ProcessCPU()
 	of0, err := ProcessCPUOf(os.Getpid())
 	if err != nil {
