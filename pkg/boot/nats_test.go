@@ -5,12 +5,12 @@ import (
 	"net"
 	"strings"
 	"testing"
-	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 
 	"github.com/valetauth/valet/pkg/boot"
 	"github.com/valetauth/valet/pkg/config"
+	"github.com/valetauth/valet/pkg/testenv"
 )
 
 // startRestrictedNATS starts a server whose only user may subscribe to
@@ -18,27 +18,11 @@ import (
 // service to its own reply inboxes, and returns the user's URL.
 func startRestrictedNATS(t *testing.T) string {
 	t.Helper()
-	srv := startNATS(t, &natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+	srv := testenv.NATSWith(t, &natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
 		Users: []*natsserver.User{{Username: "svc", Password: "pw", Permissions: &natsserver.Permissions{
 			Subscribe: &natsserver.SubjectPermission{Allow: []string{"_INBOX_x.>"}},
 		}}}})
 	return fmt.Sprintf("nats://svc:pw@%s", srv.Addr())
-}
-
-// startNATS starts an embedded NATS server with opts, for the servers
-// testenv.NATS does not make, and shuts it down in t.Cleanup.
-func startNATS(t *testing.T, opts *natsserver.Options) *natsserver.Server {
-	t.Helper()
-	srv, err := natsserver.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	return srv
 }
 
 // TestNATSChecksInboxPrefix: a service whose inbox prefix its NATS user may

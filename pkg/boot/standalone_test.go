@@ -87,7 +87,7 @@ func TestOpenFailsHalfWay(t *testing.T) {
 	rs := testenv.Redis(t)
 	// NATS without JetStream: the service connects, then cannot declare
 	// its streams.
-	srv := startNATS(t, &natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	srv := testenv.NATSWith(t, &natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
 	ctx := context.Background()
 
 	env, name := standaloneEnv(t, rs, srv.ClientURL(), "boottest")

@@ -9,6 +9,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/valetauth/valet/pkg/bootstrap"
+	"github.com/valetauth/valet/pkg/servicetest"
 	redisstore "github.com/valetauth/valet/pkg/store/redis"
 	"github.com/valetauth/valet/pkg/testenv"
 )
@@ -23,7 +24,7 @@ func BenchmarkApplyUnchanged(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	st, err := redisstore.New(context.Background(), goredis.NewClient(opt), newAEADTB(b), redisstore.WithPrefix(r.Prefix))
+	st, err := redisstore.New(context.Background(), goredis.NewClient(opt), servicetest.AEAD(b), redisstore.WithPrefix(r.Prefix))
 	if err != nil {
 		b.Fatal(err)
 	}

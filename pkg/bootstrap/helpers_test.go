@@ -2,9 +2,6 @@ package bootstrap_test
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -21,6 +18,7 @@ import (
 	"github.com/valetauth/valet/pkg/keys"
 	"github.com/valetauth/valet/pkg/revoke"
 	"github.com/valetauth/valet/pkg/secret"
+	"github.com/valetauth/valet/pkg/servicetest"
 	"github.com/valetauth/valet/pkg/store"
 	boltstore "github.com/valetauth/valet/pkg/store/bolt"
 	redisstore "github.com/valetauth/valet/pkg/store/redis"
@@ -51,30 +49,6 @@ var backends = []backend{
 	{name: "bolt", open: openBolt},
 }
 
-func newAEAD(t *testing.T) cipher.AEAD { return newAEADTB(t) }
-
-func newAEADTB(t testing.TB) cipher.AEAD {
-	t.Helper()
-	block, err := aes.NewCipher(randomKey(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return aead
-}
-
-func randomKey(t testing.TB) []byte {
-	t.Helper()
-	k := make([]byte, 32)
-	if _, err := rand.Read(k); err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
 // openRedis returns the Redis store and the Redis user store on a real redis-server.
 func openRedis(t *testing.T) (storeWithRevocations, bootstrap.UserStore) {
 	t.Helper()
@@ -84,7 +58,7 @@ func openRedis(t *testing.T) (storeWithRevocations, bootstrap.UserStore) {
 		t.Fatal(err)
 	}
 	rdb := goredis.NewClient(opt)
-	st, err := redisstore.New(context.Background(), rdb, newAEAD(t), redisstore.WithPrefix(r.Prefix))
+	st, err := redisstore.New(context.Background(), rdb, servicetest.AEAD(t), redisstore.WithPrefix(r.Prefix))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +69,7 @@ func openRedis(t *testing.T) (storeWithRevocations, bootstrap.UserStore) {
 // openBolt returns the embedded store on a temporary file and its user bucket.
 func openBolt(t *testing.T) (storeWithRevocations, bootstrap.UserStore) {
 	t.Helper()
-	st, err := boltstore.New(filepath.Join(t.TempDir(), "valet.db"), newAEAD(t))
+	st, err := boltstore.New(filepath.Join(t.TempDir(), "valet.db"), servicetest.AEAD(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +182,7 @@ func newHasher(t *testing.T) *secret.Hasher {
 }
 
 func newHasherTB(t testing.TB) (*secret.Hasher, error) {
-	return secret.NewHasher("kek-1", map[string][]byte{"kek-1": randomKey(t)})
+	return secret.NewHasher("kek-1", map[string][]byte{"kek-1": servicetest.RandomKey(t)})
 }
 
 func newSecret(t *testing.T) string {

@@ -42,6 +42,7 @@ import (
 
 	"github.com/valetauth/valet/events"
 	"github.com/valetauth/valet/pkg/bus"
+	"github.com/valetauth/valet/pkg/testenv"
 )
 
 // repoRoot is the repository root seen from this package.
@@ -962,15 +963,7 @@ func TestComposeNATSPermissions(t *testing.T) {
 	opts.Cluster, opts.Routes = natsserver.ClusterOpts{}, nil
 	opts.StoreDir, opts.JetStreamMaxStore = t.TempDir(), 1<<30
 	opts.NoLog, opts.NoSigs = true, true
-	srv, err := natsserver.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
+	srv := testenv.NATSWith(t, opts)
 	// Each service connects with the reply-inbox prefix its compose configuration sets, as
 	// pkg/boot does (the admin, an operator's nats CLI, with NATS's default); connectInbox with
 	// any other. errs receives the asynchronous errors the server sends, such as a refused

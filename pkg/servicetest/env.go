@@ -107,7 +107,7 @@ func New(t testing.TB, issuer string, opts ...Option) *Env {
 		e.Pub = pub
 	}
 
-	keks := map[string][]byte{KEKID: randomKey(t)}
+	keks := map[string][]byte{KEKID: RandomKey(t)}
 	ring, err := keys.NewKEKRing(KEKID, keks)
 	if err != nil {
 		t.Fatalf("servicetest: KEK ring: %v", err)
@@ -142,15 +142,7 @@ func newStore(t testing.TB, rs *testenv.RedisServer) *redisstore.Store {
 	}
 	opt.ReadTimeout, opt.DialTimeout = 300*time.Millisecond, 300*time.Millisecond
 	opt.MaxRetries = -1
-	block, err := aes.NewCipher(randomKey(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := redisstore.New(t.Context(), goredis.NewClient(opt), aead, redisstore.WithPrefix(rs.Prefix))
+	st, err := redisstore.New(t.Context(), goredis.NewClient(opt), AEAD(t), redisstore.WithPrefix(rs.Prefix))
 	if err != nil {
 		t.Fatalf("servicetest: store: %v", err)
 	}
@@ -158,7 +150,24 @@ func newStore(t testing.TB, rs *testenv.RedisServer) *redisstore.Store {
 	return st
 }
 
-func randomKey(t testing.TB) []byte {
+// AEAD returns AES-256-GCM under a fresh random key: what a store seals
+// refresh-token successors with, for a test that builds a store itself.
+func AEAD(t testing.TB) cipher.AEAD {
+	t.Helper()
+	block, err := aes.NewCipher(RandomKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return aead
+}
+
+// RandomKey returns 32 random bytes: a key-encryption key or an AEAD key
+// that lives as long as the test.
+func RandomKey(t testing.TB) []byte {
 	t.Helper()
 	k := make([]byte, 32)
 	if _, err := rand.Read(k); err != nil {

@@ -111,3 +111,21 @@ func (n *NATSServer) Server() *server.Server {
 }
 
 var errNotReady = errors.New("not ready for connections within 10s")
+
+// NATSWith starts an embedded nats-server with opts, for a test that needs
+// a server NATS does not make (accounts and permissions, no JetStream), and
+// shuts it down in t.Cleanup. It returns once the server accepts
+// connections.
+func NATSWith(t testing.TB, opts *server.Options) *server.Server {
+	t.Helper()
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatalf("testenv: nats-server options: %v", err)
+	}
+	go srv.Start()
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("testenv: nats-server not ready within 10 s")
+	}
+	return srv
+}
