@@ -9,7 +9,6 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/valetauth/valet/pkg/bootstrap"
-	"github.com/valetauth/valet/pkg/servicetest"
 	redisstore "github.com/valetauth/valet/pkg/store/redis"
 	"github.com/valetauth/valet/pkg/testenv"
 )
@@ -24,7 +23,7 @@ func BenchmarkApplyUnchanged(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	st, err := redisstore.New(context.Background(), goredis.NewClient(opt), servicetest.AEAD(b), redisstore.WithPrefix(r.Prefix))
+	st, err := redisstore.New(context.Background(), goredis.NewClient(opt), testenv.AEAD(b), redisstore.WithPrefix(r.Prefix))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -18,7 +18,6 @@ import (
 	"github.com/valetauth/valet/pkg/keys"
 	"github.com/valetauth/valet/pkg/revoke"
 	"github.com/valetauth/valet/pkg/secret"
-	"github.com/valetauth/valet/pkg/servicetest"
 	"github.com/valetauth/valet/pkg/store"
 	boltstore "github.com/valetauth/valet/pkg/store/bolt"
 	redisstore "github.com/valetauth/valet/pkg/store/redis"
@@ -58,7 +57,7 @@ func openRedis(t *testing.T) (storeWithRevocations, bootstrap.UserStore) {
 		t.Fatal(err)
 	}
 	rdb := goredis.NewClient(opt)
-	st, err := redisstore.New(context.Background(), rdb, servicetest.AEAD(t), redisstore.WithPrefix(r.Prefix))
+	st, err := redisstore.New(context.Background(), rdb, testenv.AEAD(t), redisstore.WithPrefix(r.Prefix))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +68,7 @@ func openRedis(t *testing.T) (storeWithRevocations, bootstrap.UserStore) {
 // openBolt returns the embedded store on a temporary file and its user bucket.
 func openBolt(t *testing.T) (storeWithRevocations, bootstrap.UserStore) {
 	t.Helper()
-	st, err := boltstore.New(filepath.Join(t.TempDir(), "valet.db"), servicetest.AEAD(t))
+	st, err := boltstore.New(filepath.Join(t.TempDir(), "valet.db"), testenv.AEAD(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +181,7 @@ func newHasher(t *testing.T) *secret.Hasher {
 }
 
 func newHasherTB(t testing.TB) (*secret.Hasher, error) {
-	return secret.NewHasher("kek-1", map[string][]byte{"kek-1": servicetest.RandomKey(t)})
+	return secret.NewHasher("kek-1", map[string][]byte{"kek-1": testenv.RandomKey(t)})
 }
 
 func newSecret(t *testing.T) string {

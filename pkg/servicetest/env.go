@@ -2,9 +2,6 @@ package servicetest
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -107,7 +104,7 @@ func New(t testing.TB, issuer string, opts ...Option) *Env {
 		e.Pub = pub
 	}
 
-	keks := map[string][]byte{KEKID: RandomKey(t)}
+	keks := map[string][]byte{KEKID: testenv.RandomKey(t)}
 	ring, err := keys.NewKEKRing(KEKID, keks)
 	if err != nil {
 		t.Fatalf("servicetest: KEK ring: %v", err)
@@ -142,38 +139,12 @@ func newStore(t testing.TB, rs *testenv.RedisServer) *redisstore.Store {
 	}
 	opt.ReadTimeout, opt.DialTimeout = 300*time.Millisecond, 300*time.Millisecond
 	opt.MaxRetries = -1
-	st, err := redisstore.New(t.Context(), goredis.NewClient(opt), AEAD(t), redisstore.WithPrefix(rs.Prefix))
+	st, err := redisstore.New(t.Context(), goredis.NewClient(opt), testenv.AEAD(t), redisstore.WithPrefix(rs.Prefix))
 	if err != nil {
 		t.Fatalf("servicetest: store: %v", err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	return st
-}
-
-// AEAD returns AES-256-GCM under a fresh random key: what a store seals
-// refresh-token successors with, for a test that builds a store itself.
-func AEAD(t testing.TB) cipher.AEAD {
-	t.Helper()
-	block, err := aes.NewCipher(RandomKey(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return aead
-}
-
-// RandomKey returns 32 random bytes: a key-encryption key or an AEAD key
-// that lives as long as the test.
-func RandomKey(t testing.TB) []byte {
-	t.Helper()
-	k := make([]byte, 32)
-	if _, err := rand.Read(k); err != nil {
-		t.Fatal(err)
-	}
-	return k
 }
 
 // Config returns the default configuration of a development cluster on

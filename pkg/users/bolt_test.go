@@ -2,33 +2,15 @@ package users_test
 
 import (
 	"context"
-	"crypto/aes"
 	"crypto/cipher"
-	"crypto/rand"
 	"errors"
 	"path/filepath"
 	"testing"
 
 	boltstore "github.com/valetauth/valet/pkg/store/bolt"
+	"github.com/valetauth/valet/pkg/testenv"
 	"github.com/valetauth/valet/pkg/users"
 )
-
-func testAEAD(t *testing.T) cipher.AEAD {
-	t.Helper()
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		t.Fatal(err)
-	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return aead
-}
 
 func openBolt(t *testing.T, path string, aead cipher.AEAD) *boltstore.Store {
 	t.Helper()
@@ -40,7 +22,7 @@ func openBolt(t *testing.T, path string, aead cipher.AEAD) *boltstore.Store {
 }
 
 func TestBoltAuthenticator(t *testing.T) {
-	s := openBolt(t, filepath.Join(t.TempDir(), "valet.db"), testAEAD(t))
+	s := openBolt(t, filepath.Join(t.TempDir(), "valet.db"), testenv.AEAD(t))
 	t.Cleanup(func() { _ = s.Close() })
 	testAuthenticator(t, s.Users())
 }
@@ -49,7 +31,7 @@ func TestBoltAuthenticator(t *testing.T) {
 // empty file (no users bucket yet) reads as no users.
 func TestBoltDurable(t *testing.T) {
 	ctx := context.Background()
-	path, aead := filepath.Join(t.TempDir(), "valet.db"), testAEAD(t)
+	path, aead := filepath.Join(t.TempDir(), "valet.db"), testenv.AEAD(t)
 	s := openBolt(t, path, aead)
 	if l, err := s.Users().List(ctx); err != nil || len(l) != 0 {
 		t.Fatalf("empty List = %v, %v", l, err)

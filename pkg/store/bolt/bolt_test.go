@@ -1,39 +1,19 @@
 package bolt
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
 	"path/filepath"
 	"testing"
 
 	"github.com/valetauth/valet/pkg/store"
 	"github.com/valetauth/valet/pkg/store/conformance"
+	"github.com/valetauth/valet/pkg/testenv"
 )
-
-// newAEAD returns AES-256-GCM under a random key.
-func newAEAD(t testing.TB) cipher.AEAD {
-	t.Helper()
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		t.Fatal(err)
-	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return aead
-}
 
 // newTestStore opens a Store on a fresh file in t.TempDir() and closes it in
 // cleanup.
 func newTestStore(t testing.TB, opts ...Option) *Store {
 	t.Helper()
-	s, err := New(filepath.Join(t.TempDir(), "valet.db"), newAEAD(t), opts...)
+	s, err := New(filepath.Join(t.TempDir(), "valet.db"), testenv.AEAD(t), opts...)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

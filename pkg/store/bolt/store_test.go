@@ -29,6 +29,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/valetauth/valet/pkg/store"
+	"github.com/valetauth/valet/pkg/testenv"
 )
 
 func testFID(t testing.TB) string {
@@ -75,7 +76,7 @@ func mustNo(t testing.TB, what string, err error) {
 // and the outbox are all still there.
 func TestDurableAcrossReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "data", "valet.db")
-	aead := newAEAD(t)
+	aead := testenv.AEAD(t)
 	ctx := context.Background()
 	s, err := New(path, aead)
 	mustNo(t, "New", err)
@@ -143,10 +144,10 @@ func TestDurableAcrossReopen(t *testing.T) {
 // store is closed, the file opens again.
 func TestSecondOpenFailsFast(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "valet.db")
-	s, err := New(path, newAEAD(t))
+	s, err := New(path, testenv.AEAD(t))
 	mustNo(t, "New", err)
 	start := time.Now()
-	second, err := New(path, newAEAD(t), WithLockTimeout(200*time.Millisecond))
+	second, err := New(path, testenv.AEAD(t), WithLockTimeout(200*time.Millisecond))
 	if err == nil {
 		_ = second.Close()
 		t.Fatal("a second New on a locked file succeeded")
@@ -158,7 +159,7 @@ func TestSecondOpenFailsFast(t *testing.T) {
 		t.Errorf("error %q does not name the file and the likely cause", msg)
 	}
 	mustNo(t, "close", s.Close())
-	again, err := New(path, newAEAD(t))
+	again, err := New(path, testenv.AEAD(t))
 	mustNo(t, "New after the first store closed", err)
 	mustNo(t, "close", again.Close())
 }
@@ -226,7 +227,7 @@ func TestLockedByAnotherProcess(t *testing.T) {
 	}
 
 	start := time.Now()
-	s, err := New(path, newAEAD(t), WithLockTimeout(300*time.Millisecond))
+	s, err := New(path, testenv.AEAD(t), WithLockTimeout(300*time.Millisecond))
 	if err == nil {
 		_ = s.Close()
 		t.Fatal("New succeeded on a file another process holds")
@@ -242,7 +243,7 @@ func TestLockedByAnotherProcess(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("lock holder: %v; stderr: %s", err, stderr.String())
 	}
-	s, err = New(path, newAEAD(t))
+	s, err = New(path, testenv.AEAD(t))
 	mustNo(t, "New once the other process is gone", err)
 	mustNo(t, "close", s.Close())
 }
@@ -545,7 +546,7 @@ func TestSupersededKept(t *testing.T) {
 // (MISSION §0.5), and that the sealed successor opens only under its fid.
 func TestNoSecretInClear(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "valet.db")
-	s, err := New(path, newAEAD(t))
+	s, err := New(path, testenv.AEAD(t))
 	mustNo(t, "New", err)
 	ctx := context.Background()
 	now := time.Now()
@@ -592,7 +593,7 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		"nil clock":           {WithClock(nil)},
 		"nil logger":          {WithLogger(nil)},
 	} {
-		if s, err := New(path, newAEAD(t), opts...); err == nil {
+		if s, err := New(path, testenv.AEAD(t), opts...); err == nil {
 			_ = s.Close()
 			t.Errorf("%s: accepted", name)
 		}
@@ -640,7 +641,7 @@ func TestBackup(t *testing.T) {
 		t.Fatalf("copy of %d bytes, Backup said %d (%v)", fi.Size(), n, err)
 	}
 
-	c, err := New(path, newAEAD(t))
+	c, err := New(path, testenv.AEAD(t))
 	mustNo(t, "open the copy", err)
 	defer func() { mustNo(t, "close the copy", c.Close()) }()
 	if _, err := c.GetClient(ctx, "app"); err != nil {

@@ -23,7 +23,7 @@ func TestCluster(t *testing.T) {
 	c := testenv.RedisCluster(t)
 	newStore := func(t *testing.T) store.Store {
 		rdb := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: c.Addrs})
-		s, err := New(context.Background(), rdb, newAEAD(t), WithPrefix(c.Prefix+testFID(t)[:8]+":"))
+		s, err := New(context.Background(), rdb, testenv.AEAD(t), WithPrefix(c.Prefix+testFID(t)[:8]+":"))
 		if err != nil {
 			t.Fatalf("New on a cluster client: %v", err)
 		}

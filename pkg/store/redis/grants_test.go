@@ -13,6 +13,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/valetauth/valet/pkg/store"
+	"github.com/valetauth/valet/pkg/testenv"
 )
 
 // crc16 is CRC-16/XMODEM, the checksum Redis Cluster maps keys to slots with
@@ -332,13 +333,13 @@ func TestRefusesEviction(t *testing.T) {
 	}
 	rdb := goredis.NewClient(opt)
 	defer rdb.Close()
-	if _, err := New(ctx, rdb, newAEAD(t)); err == nil || !strings.Contains(err.Error(), "noeviction") {
+	if _, err := New(ctx, rdb, testenv.AEAD(t)); err == nil || !strings.Contains(err.Error(), "noeviction") {
 		t.Fatalf("New on allkeys-lru: %v, want a refusal naming noeviction", err)
 	}
 	if err := s.rdb.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := New(ctx, rdb, newAEAD(t)); err != nil {
+	if _, err := New(ctx, rdb, testenv.AEAD(t)); err != nil {
 		t.Fatalf("New on noeviction: %v", err)
 	}
 }

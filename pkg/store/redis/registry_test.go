@@ -158,7 +158,7 @@ func TestRegistryOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	opt.MaxRetries, opt.DialerRetries = -1, 1 // fail at once rather than back off
-	s, err := New(t.Context(), goredis.NewClient(opt), newAEAD(t), WithPrefix(srv.Prefix))
+	s, err := New(t.Context(), goredis.NewClient(opt), testenv.AEAD(t), WithPrefix(srv.Prefix))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

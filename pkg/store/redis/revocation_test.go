@@ -28,7 +28,7 @@ func newStoreOn(t testing.TB, srv *testenv.RedisServer, opts ...Option) *Store {
 	}
 	opt.PoolSize = 128
 	rdb := goredis.NewClient(opt)
-	s, err := New(context.Background(), rdb, newAEAD(t), append([]Option{WithPrefix(srv.Prefix)}, opts...)...)
+	s, err := New(context.Background(), rdb, testenv.AEAD(t), append([]Option{WithPrefix(srv.Prefix)}, opts...)...)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -125,7 +125,7 @@ func TestNewRefusesBadRetention(t *testing.T) {
 			t.Fatal(err)
 		}
 		rdb := goredis.NewClient(opt)
-		if _, err := New(context.Background(), rdb, newAEAD(t), o); err == nil {
+		if _, err := New(context.Background(), rdb, testenv.AEAD(t), o); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 		_ = rdb.Close()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/valetauth/valet/pkg/store"
 	"github.com/valetauth/valet/pkg/store/conformance"
+	"github.com/valetauth/valet/pkg/testenv"
 )
 
 // slotChecker is a go-redis hook that refuses, as Redis Cluster would with
@@ -138,7 +139,7 @@ func TestScriptsStayInOneSlot(t *testing.T) {
 		}
 		rdb := goredis.NewClient(opt)
 		rdb.AddHook(h)
-		s, err := New(context.Background(), rdb, newAEAD(t), WithPrefix(srv.Prefix))
+		s, err := New(context.Background(), rdb, testenv.AEAD(t), WithPrefix(srv.Prefix))
 		if err != nil {
 			t.Fatal(err)
 		}
